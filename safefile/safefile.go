@@ -1,0 +1,173 @@
+// Package safefile writes files so that a reader, or a crash, never sees half of
+// one, and takes the advisory locks that writers of shared files agree on.
+//
+// Every writer in postkit that replaces a file other processes read (the users
+// file, the aliases file, spool envelopes, Maildir++ control files) goes
+// through WriteFile: the data goes to a temporary name in the same directory
+// (created with O_EXCL), is fsynced, renamed over the target and the directory
+// is fsynced. rename(2) is atomic on POSIX file systems, so readers see either
+// the old or the new contents, and after WriteFile returns the new contents
+// survive a crash.
+//
+// Temporary names start with ".tmp." so that directory scanners can skip them
+// and cleaners can remove leftovers (see RemoveStale).
+package safefile
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TempPrefix starts the name of every temporary file WriteFile creates.
+const TempPrefix = ".tmp."
+
+// WriteFile atomically replaces path with data, creating it with perm if it
+// does not exist. The file and its directory are fsynced before it returns.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return Write(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// Write is WriteFile for contents produced by a function: fill writes the new
+// contents to w; when it returns an error nothing is replaced.
+func Write(path string, perm os.FileMode, fill func(w io.Writer) error) error {
+	dir := filepath.Dir(path)
+	tmp, err := CreateTemp(dir, perm)
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(name)
+		}
+	}()
+	if err := fill(tmp); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("safefile: fsync %s: %w", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("safefile: close %s: %w", name, err)
+	}
+	if err := os.Rename(name, path); err != nil {
+		return fmt.Errorf("safefile: %w", err)
+	}
+	ok = true
+	return SyncDir(dir)
+}
+
+// CreateTemp creates a new file with a unique temporary name in dir, opened
+// for writing with O_EXCL, so two writers never share a temporary file.
+func CreateTemp(dir string, perm os.FileMode) (*os.File, error) {
+	var b [8]byte
+	for range 10 {
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("safefile: random name: %w", err)
+		}
+		name := filepath.Join(dir, TempPrefix+hex.EncodeToString(b[:]))
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("safefile: %w", err)
+		}
+		return f, nil
+	}
+	return nil, fmt.Errorf("safefile: no free temporary name in %s", dir)
+}
+
+// SyncDir fsyncs a directory, making the creation, rename or removal of
+// entries in it durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("safefile: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("safefile: fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// RemoveStale removes temporary files that WriteFile left in dir when a
+// writer crashed, if they are older than age. Young ones may belong to a
+// writer that is still running.
+func RemoveStale(dir string, age time.Duration) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("safefile: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), TempPrefix) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < age {
+			continue
+		}
+		if os.Remove(filepath.Join(dir, e.Name())) == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// ErrLockTimeout is returned by Lock when another process held the lock for
+// longer than the timeout.
+var ErrLockTimeout = errors.New("safefile: lock timeout")
+
+// A Lock is an exclusive flock(2) on a lock file. The kernel drops it when the
+// process exits, however it exits, so a crash never leaves a stale lock.
+type Lock struct {
+	f *os.File
+}
+
+// LockFile takes an exclusive lock on path, creating the file if needed, and
+// waits up to timeout for another holder to let go. A zero timeout tries once.
+func LockFile(path string, timeout time.Duration) (*Lock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("safefile: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
+	wait := time.Millisecond
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return &Lock{f: f}, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("safefile: flock %s: %w", path, err)
+		}
+		if !time.Now().Before(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("%w: %s", ErrLockTimeout, path)
+		}
+		time.Sleep(wait)
+		wait = min(wait*2, 50*time.Millisecond)
+	}
+}
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() error {
+	return l.f.Close()
+}
