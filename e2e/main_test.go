@@ -76,4 +76,6 @@ type buildError struct {
 	out  string
 }
 
-func (e *buildError) Error() string { return "building " + e.name + ": " + e.err.Error() + "\n" + e.out }
+func (e *buildError) Error() string {
+	return "building " + e.name + ": " + e.err.Error() + "\n" + e.out
+}
