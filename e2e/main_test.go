@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -37,7 +38,8 @@ func moduleRoot() string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-// Bin builds cmd/NAME once per test run and returns the binary's path.
+// Bin builds cmd/NAME once per test run and returns the binary's path. A name
+// with a slash is a package path from the module root ("scripts/run").
 func Bin(t testing.TB, name string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -47,9 +49,12 @@ func Bin(t testing.TB, name string) string {
 		buildOnce[name] = once
 	}
 	buildMu.Unlock()
-	out := filepath.Join(binDir, name)
+	pkg, out := "./cmd/"+name, filepath.Join(binDir, name)
+	if strings.Contains(name, "/") {
+		pkg, out = "./"+name, filepath.Join(binDir, strings.ReplaceAll(name, "/", "-"))
+	}
 	once.Do(func() {
-		cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
+		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Dir = moduleRoot()
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
