@@ -1,0 +1,182 @@
+package maildir
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/postkit/postkit/safefile"
+)
+
+// DeliverOptions tune Deliver. The zero value delivers an unseen message to
+// new/.
+type DeliverOptions struct {
+	// Hostname goes into the unique name (default: os.Hostname). Characters
+	// that would break the name are escaped as \ooo (octal).
+	Hostname string
+	// Flags (such as "S" or "FS", and keyword letters a-z) put the file in
+	// cur/ with ":2," and the flags sorted, as for IMAP APPEND.
+	Flags string
+	// ToCur puts the file in cur/ even with no flags (":2,").
+	ToCur bool
+	// ModTime, if not zero, becomes the file's mtime, which IMAP servers
+	// report as INTERNALDATE (IMAP APPEND's date-time argument).
+	ModTime time.Time
+	// MaxSize, if positive, refuses (with ErrTooBig, storing nothing) a
+	// message of more than MaxSize input bytes.
+	MaxSize int64
+}
+
+// Delivered describes a stored message: its file name and path, its size on
+// disk (S=) and its size as NewCRLFReader serves it (W=).
+type Delivered struct {
+	Name, Path  string
+	Size, VSize int64
+}
+
+// ErrTooBig is wrapped by the error of Deliver for a message larger than
+// DeliverOptions.MaxSize.
+var ErrTooBig = errors.New("maildir: message too big")
+
+// Deliver stores msg durably in the Maildir d, the one way postkit puts a
+// message into a Maildir:
+//
+//  1. create tmp/UNIQUE with O_EXCL, mode 0600;
+//  2. write the message, turning every CRLF into LF (a bare CR is kept) and
+//     counting the sizes for S= and W=;
+//  3. set the mtime (ModTime), fsync and close the file;
+//  4. link it into new/ (or cur/) under its final name, falling back to
+//     rename where the file system has no hard links, then remove the tmp
+//     name;
+//  5. fsync new/ (or cur/).
+//
+// Once Deliver returns without error the message survives a crash. On any
+// error nothing is visible in new/ or cur/ and the tmp file is removed.
+// Errors wrap the error of the failing system call or of msg, so callers can
+// tell a full disk (see IsTemporary) from, say, a permission problem.
+func (d Dir) Deliver(msg io.Reader, opt DeliverOptions) (Delivered, error) {
+	flags, err := SortFlags(opt.Flags)
+	if err != nil {
+		return Delivered{}, err
+	}
+	target := d.New()
+	if flags != "" || opt.ToCur {
+		target = d.Cur()
+	}
+	host := opt.Hostname
+	if host == "" {
+		host = hostname()
+	}
+	base, err := uniqueBase(time.Now(), host)
+	if err != nil {
+		return Delivered{}, err
+	}
+	tmpPath := filepath.Join(d.Tmp(), base)
+	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return Delivered{}, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	sizes, err := fill(f, tmpPath, msg, opt)
+	if err != nil {
+		os.Remove(tmpPath)
+		return Delivered{}, err
+	}
+	n := Name{Base: base, Size: sizes.size, VSize: sizes.vsize}
+	if target == d.Cur() {
+		n.HasInfo, n.Flags = true, flags
+	}
+	name := n.String()
+	final := filepath.Join(target, name)
+	if err := link(tmpPath, final); err != nil {
+		os.Remove(tmpPath)
+		return Delivered{}, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	// A tmp name left behind (crash, or a failing unlink) is only a second
+	// link to the delivered file; CleanTmp removes it later.
+	os.Remove(tmpPath)
+	if err := safefile.SyncDir(target); err != nil {
+		// Without the fsync the message may vanish in a crash, and the
+		// caller is about to report failure (and have it sent again):
+		// take it back.
+		os.Remove(final)
+		return Delivered{}, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	return Delivered{Name: name, Path: final, Size: sizes.size, VSize: sizes.vsize}, nil
+}
+
+// fill writes msg to the new tmp file f with LF line endings, sets its
+// mtime, fsyncs and closes it.
+func fill(f *os.File, path string, msg io.Reader, opt DeliverOptions) (sizer, error) {
+	defer f.Close()
+	// The buffer spares a write(2) per read when msg comes in small pieces.
+	bw := bufio.NewWriterSize(f, bufSize)
+	lw := newLFWriter(bw)
+	src := msg
+	if opt.MaxSize > 0 {
+		src = io.LimitReader(msg, opt.MaxSize+1)
+	}
+	// lfWriter has no ReadFrom, so this never takes a path around it.
+	in, err := io.CopyBuffer(lw, src, make([]byte, bufSize))
+	if err != nil {
+		return sizer{}, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	if opt.MaxSize > 0 && in > opt.MaxSize {
+		return sizer{}, fmt.Errorf("%w: more than %d bytes", ErrTooBig, opt.MaxSize)
+	}
+	if err := lw.Close(); err != nil {
+		return sizer{}, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return sizer{}, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	if !opt.ModTime.IsZero() {
+		if err := os.Chtimes(path, time.Time{}, opt.ModTime); err != nil {
+			return sizer{}, fmt.Errorf("maildir: deliver: %w", err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return sizer{}, fmt.Errorf("maildir: deliver: fsync: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return sizer{}, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	return lw.sizer, nil
+}
+
+// link makes the tmp file visible under its final name. link(2) never
+// replaces an existing file, unlike rename(2), which is the fallback for file
+// systems without hard links (as the Maildir specification allows).
+func link(tmp, final string) error {
+	err := os.Link(tmp, final)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP) ||
+		errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.EMLINK) {
+		if _, statErr := os.Lstat(final); statErr == nil {
+			return err
+		}
+		return os.Rename(tmp, final)
+	}
+	return err
+}
+
+// IsTemporary reports whether err (from Deliver, Create or the like) comes
+// from a condition that may go away by itself or by an operator's action
+// without changing the message or the mailbox: a full disk or quota, an I/O
+// error, a read-only file system, too many open files, no memory, an
+// interrupted or timed-out call. An MTA defers (4xx, exit 75) on these.
+func IsTemporary(err error) bool {
+	for _, e := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EIO, syscall.EROFS, syscall.EAGAIN,
+		syscall.EINTR, syscall.ENFILE, syscall.EMFILE, syscall.ENOMEM, syscall.ETIMEDOUT, syscall.EBUSY} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
