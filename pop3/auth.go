@@ -160,7 +160,11 @@ func (s *session) loginFailed() {
 		s.end = true
 		return
 	}
-	time.Sleep(s.srv.failureDelay() << (s.failures - 1))
+	sleep := time.Sleep
+	if s.srv.sleep != nil {
+		sleep = s.srv.sleep
+	}
+	sleep(s.srv.failureDelay() << (s.failures - 1))
 	if s.failures >= MaxLoginFailures {
 		s.reply("-ERR [AUTH] invalid credentials, closing")
 		s.result = "too-many-login-failures"

@@ -97,8 +97,12 @@ func FuzzCommand(f *testing.F) {
 			if a == "" || strings.Contains(a, " ") {
 				t.Fatalf("ParseCommand(%q): bad argument %q", line, a)
 			}
-			parseMsgNumber(a, 10)
-			parseDecimal(a)
+			if n, ok := parseMsgNumber(a, 10); ok && (n < 1 || n > 10) {
+				t.Fatalf("parseMsgNumber(%q, 10) = %d, out of range", a, n)
+			}
+			if n, ok := parseDecimal(a); ok && (n < 0 || strings.Trim(a, "0123456789") != "") {
+				t.Fatalf("parseDecimal(%q) = %d, want it refused", a, n)
+			}
 		}
 	})
 }

@@ -67,6 +67,9 @@ type Server struct {
 	// Log receives one line per session. Nil means log.Default().
 	Log *log.Logger
 
+	// sleep waits before a failed login is answered; tests replace it.
+	sleep func(time.Duration)
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[net.Conn]struct{}

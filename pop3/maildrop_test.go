@@ -1,0 +1,197 @@
+package pop3
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func openFixture(t *testing.T, dir string) *Maildrop {
+	t.Helper()
+	m, err := OpenMaildir(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestOpenMaildirListing(t *testing.T) {
+	dir := newMaildir(t)
+	m := openFixture(t, dir)
+	want := []Message{
+		{"1700000001.M1P100.test,S=34,W=39", 39},
+		{"1700000002.M2P100.test", 28},
+		{"1700000003.M3P100.test,S=31,W=32", 32},
+		{"1700000004.M4P100.test,S=19,W=22", 22},
+	}
+	got := m.Messages()
+	if len(got) != len(want) {
+		t.Fatalf("Messages() = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("Messages()[%d] = %v, want %v", i, got[i], want[i])
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "new")); len(entries) != 0 {
+		t.Errorf("new/ still has %d entries after OpenMaildir", len(entries))
+	}
+}
+
+func TestOpenMaildirOrder(t *testing.T) {
+	dir := newMaildir(t)
+	// Same second, microseconds that sort wrongly as text; a name without a
+	// time sorts by mtime (here: now, so last).
+	for _, n := range []string{"1700000005.M99P1.x:2,", "1700000005.M100P1.x:2,", "1700000005.M100P1.w:2,", "courier-style:2,", "1600000000.123_4.host:2,"} {
+		if err := os.WriteFile(filepath.Join(dir, "cur", n), []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Dot files and directories are not messages.
+	os.WriteFile(filepath.Join(dir, "cur", ".hidden"), nil, 0o600)
+	os.Mkdir(filepath.Join(dir, "cur", "subdir"), 0o700)
+	m := openFixture(t, dir)
+	var uids []string
+	for _, msg := range m.Messages() {
+		uids = append(uids, msg.UID)
+	}
+	want := "1600000000.123_4.host 1700000001.M1P100.test,S=34,W=39 1700000002.M2P100.test 1700000003.M3P100.test,S=31,W=32 " +
+		"1700000004.M4P100.test,S=19,W=22 1700000005.M99P1.x 1700000005.M100P1.w 1700000005.M100P1.x courier-style"
+	if got := strings.Join(uids, " "); got != want {
+		t.Errorf("listing order\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestOpenMaildirLock(t *testing.T) {
+	dir := newMaildir(t)
+	m := openFixture(t, dir)
+	if _, err := OpenMaildir(dir, nil); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second OpenMaildir = %v, want ErrInUse", err)
+	}
+	m.Close()
+	m2, err := OpenMaildir(dir, nil)
+	if err != nil {
+		t.Fatalf("OpenMaildir after Close = %v", err)
+	}
+	m2.Close()
+}
+
+func TestOpenMaildirCreatesMissing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "example.org", "carol")
+	m := openFixture(t, dir)
+	if n := len(m.Messages()); n != 0 {
+		t.Errorf("new Maildir has %d messages", n)
+	}
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if fi, err := os.Stat(filepath.Join(dir, sub)); err != nil || !fi.IsDir() {
+			t.Errorf("%s/ not created: %v", sub, err)
+		}
+	}
+}
+
+func TestSizeCache(t *testing.T) {
+	dir := newMaildir(t)
+	cache := filepath.Join(dir, SizeCacheFile)
+	m := openFixture(t, dir)
+	m.Close()
+	data, err := os.ReadFile(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only message 2 lacks W=: one entry, with its on-disk size 24.
+	if want := "postkit-pop3-sizes 1\n28 24 1700000002.M2P100.test\n"; string(data) != want {
+		t.Fatalf("size cache = %q, want %q", data, want)
+	}
+
+	// The cache is believed while the file has the recorded size...
+	os.WriteFile(cache, []byte("postkit-pop3-sizes 1\n1000 24 1700000002.M2P100.test\nbogus line\n"), 0o600)
+	m = openFixture(t, dir)
+	if got := m.Messages()[1].Size; got != 1000 {
+		t.Errorf("size with cache entry = %d, want the cached 1000", got)
+	}
+	m.Close()
+
+	// ...and recounted when the size differs; stale entries are dropped.
+	os.WriteFile(cache, []byte("postkit-pop3-sizes 1\n1000 23 1700000002.M2P100.test\n5 5 gone\n"), 0o600)
+	m = openFixture(t, dir)
+	if got := m.Messages()[1].Size; got != 28 {
+		t.Errorf("size with stale cache entry = %d, want 28", got)
+	}
+	m.Close()
+	data, _ = os.ReadFile(cache)
+	if want := "postkit-pop3-sizes 1\n28 24 1700000002.M2P100.test\n"; string(data) != want {
+		t.Errorf("size cache after recount = %q, want %q", data, want)
+	}
+
+	// A foreign file is ignored and replaced.
+	os.WriteFile(cache, []byte("something else\n1000 24 1700000002.M2P100.test\n"), 0o600)
+	m = openFixture(t, dir)
+	if got := m.Messages()[1].Size; got != 28 {
+		t.Errorf("size with foreign cache file = %d, want 28", got)
+	}
+}
+
+func TestDuplicateKeysGetDistinctUIDs(t *testing.T) {
+	dir := newMaildir(t)
+	// The same message copied by hand with other flags.
+	os.WriteFile(filepath.Join(dir, "cur", "1700000001.M1P100.test,S=34,W=39:2,F"), []byte("Subject: one\n\nline 1\n.dotted\nlast\n"), 0o600)
+	m := openFixture(t, dir)
+	seen := map[string]bool{}
+	for _, msg := range m.Messages() {
+		if seen[msg.UID] {
+			t.Errorf("UID %q listed twice", msg.UID)
+		}
+		seen[msg.UID] = true
+	}
+	if len(seen) != 5 {
+		t.Errorf("got %d distinct UIDs, want 5", len(seen))
+	}
+}
+
+func TestMaildropOpenConvertsToCRLF(t *testing.T) {
+	m := openFixture(t, newMaildir(t))
+	rc, err := m.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	data, _ := io.ReadAll(rc)
+	if want := "Subject: one\r\n\r\nline 1\r\n.dotted\r\nlast\r\n"; string(data) != want {
+		t.Errorf("Open(0) = %q, want %q", data, want)
+	}
+}
+
+func TestMarkSeenKeepsFlags(t *testing.T) {
+	dir := newMaildir(t)
+	m := openFixture(t, dir)
+	cur := filepath.Join(dir, "cur")
+	// Meanwhile another program flags message 1 and adds a keyword.
+	if err := os.Rename(filepath.Join(cur, "1700000001.M1P100.test,S=34,W=39:2,"), filepath.Join(cur, "1700000001.M1P100.test,S=34,W=39:2,Fa")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MarkSeen(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(cur, "1700000001.M1P100.test,S=34,W=39:2,FSa")); err != nil {
+		t.Errorf("MarkSeen did not give FSa: %v", err)
+	}
+	// Already seen: nothing to do.
+	if err := m.MarkSeen(2); err != nil {
+		t.Fatal(err)
+	}
+	// Removed meanwhile: not an error.
+	os.Remove(filepath.Join(cur, "1700000002.M2P100.test:2,"))
+	if err := m.MarkSeen(1); err != nil {
+		t.Errorf("MarkSeen(removed) = %v, want nil", err)
+	}
+	if err := m.Expunge([]int{1, 0}); err != nil {
+		t.Errorf("Expunge = %v", err)
+	}
+	if names := curNames(t, dir); len(names) != 2 {
+		t.Errorf("cur/ after Expunge = %q, want 2 files", names)
+	}
+}
