@@ -76,8 +76,8 @@ func detectMode(listen []string, start, stdin int) (Mode, error) {
 // sd_listen_fds(3): LISTEN_FDS of them from fd start, provided LISTEN_PID is
 // this process (otherwise they were meant for a parent and are ignored). With
 // unset it removes the three variables, as sd_listen_fds(unset_environment=1)
-// does, so that
-// programs this daemon starts do not take the sockets for theirs.
+// does, so that programs this daemon starts do not take the sockets for
+// theirs.
 func systemdFDs(start int, unset bool) (fds []int, names []string, err error) {
 	pidVar, fdsVar, namesVar := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES")
 	if unset {
