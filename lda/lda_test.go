@@ -1,0 +1,65 @@
+package lda
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"testing"
+
+	"github.com/postkit/postkit/safefile"
+	"github.com/postkit/postkit/sysexits"
+)
+
+func TestDeliveredTo(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  string
+		want []string
+	}{
+		{"none", "Subject: x\n\nbody\n", nil},
+		{"plain", "Delivered-To: alice@example.org\nSubject: x\n\n", []string{"alice@example.org"}},
+		{"crlf and case", "delivered-to: Alice@Example.ORG\r\n\r\n", []string{"alice@example.org"}},
+		{"angle brackets", "Delivered-To: <bob@example.org>\n\n", []string{"bob@example.org"}},
+		{"folded", "Subject: x\nDelivered-To:\n\tcarol@example.org\n\n", []string{"carol@example.org"}},
+		{"several", "Delivered-To: a@x.org\nDelivered-To: b@x.org\n\n", []string{"a@x.org", "b@x.org"}},
+		{"only in body", "Subject: x\n\nDelivered-To: alice@example.org\n", nil},
+		{"no separator", "Delivered-To: alice@example.org", []string{"alice@example.org"}},
+		{"similar field", "X-Delivered-To: alice@example.org\n\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := deliveredTo([]byte(tc.msg))
+			if len(got) != len(tc.want) {
+				t.Fatalf("deliveredTo(%q) = %v, want %v", tc.msg, got, tc.want)
+			}
+			for _, w := range tc.want {
+				if !got[w] {
+					t.Errorf("deliveredTo(%q) = %v, lacks %s", tc.msg, got, w)
+				}
+			}
+		})
+	}
+}
+
+func TestCodeClassifiesStorageErrors(t *testing.T) {
+	wrap := func(err error) error { return fmt.Errorf("maildir: write: %w", err) }
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{nil, sysexits.OK},
+		{classify(wrap(syscall.ENOSPC)), sysexits.TempFail},
+		{classify(wrap(syscall.EDQUOT)), sysexits.TempFail},
+		{classify(wrap(syscall.EIO)), sysexits.TempFail},
+		{classify(wrap(safefile.ErrLockTimeout)), sysexits.TempFail},
+		{classify(wrap(syscall.EACCES)), sysexits.NoPerm},
+		{classify(wrap(syscall.EROFS)), sysexits.NoPerm},
+		{classify(wrap(syscall.ENOTDIR)), sysexits.CantCreat},
+		{classify(errors.New("unknown")), sysexits.TempFail},
+		{&Error{Code: sysexits.NoUser, Err: errors.New("x")}, sysexits.NoUser},
+		{fmt.Errorf("context: %w", &Error{Code: sysexits.DataErr, Err: ErrLoop}), sysexits.DataErr},
+	} {
+		if got := Code(tc.err); got != tc.want {
+			t.Errorf("Code(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}
