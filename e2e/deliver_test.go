@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/postkit/postkit/spool"
 )
 
 // testRoot makes a postkit root with users alice and bob in example.org and
@@ -316,5 +319,47 @@ func TestDeliverDiskFullIsTemporary(t *testing.T) {
 	}
 	if code, stderr := runDeliver(t, testMessage, "--root", root, "alice@example.org"); code != 0 {
 		t.Errorf("small message after the failure: exit %d (%s), want 0", code, stderr)
+	}
+}
+
+// An alias with a remote target delivers the local part and queues the
+// remote copy for sendq, marked with a Delivered-To for the alias.
+func TestDeliverForwardsRemoteAliasTargets(t *testing.T) {
+	root := testRoot(t, "fwd@example.org: carol@remote.example, alice@example.org\n")
+	code, stderr := runDeliver(t, testMessage, "--root", root, "-f", "bob@remote.example", "fwd@example.org")
+	if code != 0 {
+		t.Fatalf("exit %d (%s), want 0", code, stderr)
+	}
+	if n := len(mailFiles(t, root, "alice@example.org", "")); n != 1 {
+		t.Errorf("alice has %d messages, want 1", n)
+	}
+	sp, err := spool.Open(filepath.Join(root, "spool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs, err := sp.List()
+	if err != nil || len(envs) != 1 {
+		t.Fatalf("spool has %d entries (%v), want 1", len(envs), err)
+	}
+	env := envs[0]
+	if env.From != "bob@remote.example" || len(env.Recipients) != 1 || env.Recipients[0].Address != "carol@remote.example" {
+		t.Errorf("queued envelope from %q to %+v, want bob@remote.example to carol@remote.example", env.From, env.Recipients)
+	}
+	f, err := sp.OpenMessage(env.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, _ := io.ReadAll(f)
+	want := "Delivered-To: fwd@example.org\n" + strings.ReplaceAll(testMessage, "\r\n", "\n")
+	if string(got) != want {
+		t.Errorf("queued message %q, want %q", got, want)
+	}
+	if !strings.Contains(stderr, "status=forwarded queue="+env.ID) {
+		t.Errorf("log %q does not name the queue ID %s", stderr, env.ID)
+	}
+	// The copy coming back to the alias is a loop.
+	if code, _ := runDeliver(t, string(got), "--root", root, "fwd@example.org"); code != 65 {
+		t.Errorf("message returning to the alias: exit %d, want 65", code)
 	}
 }

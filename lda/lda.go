@@ -94,12 +94,14 @@ type Message struct {
 	deliveredTo map[string]bool
 }
 
-// ReadMessage reads a whole message (CRLF or LF line endings) from r.
+// ReadMessage reads a whole message (CRLF or LF line endings) from r and
+// keeps it with LF line endings, the form of Maildir files and spool entries.
 func ReadMessage(r io.Reader) (*Message, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, &Error{Code: sysexits.TempFail, Err: fmt.Errorf("lda: reading message: %w", err)}
 	}
+	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
 	return &Message{data: data, deliveredTo: deliveredTo(data)}, nil
 }
 
