@@ -104,6 +104,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 	var mine sync.WaitGroup
 	defer mine.Wait()
+	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -113,12 +114,17 @@ func (s *Server) Serve(ln net.Listener) error {
 			if closing {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// Running out of file descriptors and the like pass: wait a
+			// little, as net/http does, rather than stop serving.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.logger().Printf("pop3: accept error=%s retry=%s", quote(err.Error()), backoff)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		mine.Add(1)
 		go func() {
 			defer mine.Done()

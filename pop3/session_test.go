@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postkit/postkit/inetd"
 	"github.com/postkit/postkit/maildir"
 	"github.com/postkit/postkit/selfsigned"
 )
@@ -488,5 +489,24 @@ func TestSizesAreOctetsSent(t *testing.T) {
 		if !bytes.Equal(got.Bytes(), want) && !bytes.Equal(got.Bytes(), append(want, '\r', '\n')) {
 			t.Errorf("message %q: RETR sent %d octets that differ from its %d-octet CRLF form", names[n-5], got.Len(), len(want))
 		}
+	}
+}
+
+// TestServeSingleConnection: with a listener that hands out one inherited
+// connection (inetd, systemd Accept=yes), Serve returns once it is served.
+func TestServeSingleConnection(t *testing.T) {
+	f := startServer(t, nil)
+	clientEnd, serverEnd := net.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- f.srv.Serve(inetd.ConnListener(serverEnd)) }()
+	c := newClient(t, clientEnd)
+	// net.Pipe is not loopback TCP: no plain-text login.
+	c.expect("+OK pop.test POP3 server ready")
+	c.send("USER alice@example.org")
+	c.expect("-ERR [AUTH] login only over TLS")
+	c.send("QUIT")
+	c.expect("+OK bye")
+	if err := <-served; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Serve(one connection) = %v, want net.ErrClosed", err)
 	}
 }

@@ -1,0 +1,68 @@
+package pop3
+
+import (
+	"errors"
+	"fmt"
+	"log"
+
+	"github.com/postkit/postkit/address"
+	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/resolve"
+	"github.com/postkit/postkit/users"
+)
+
+// Accounts connects the Server to a postkit root: logins are checked against
+// etc/users and etc/app-passwords, and a user's mailbox is the Maildir mail
+// for the address is delivered to.
+type Accounts struct {
+	Root control.Root
+	// Log receives warnings about mailboxes (see OpenMaildir); may be nil.
+	Log *log.Logger
+}
+
+// Authenticate is an Authenticator. The login is a full address, parsed by
+// package address, so "Alice@Example.ORG" logs in alice@example.org; the
+// user name it returns is the address's key (local part case-folded,
+// domain normalised). Logins that are no address fail like wrong passwords.
+func (a Accounts) Authenticate(login, password string) (string, error) {
+	addr, err := address.Parse(login)
+	if err != nil {
+		return "", ErrBadCredentials
+	}
+	user := addr.Key()
+	ok, err := users.Authenticate(a.Root, user, password)
+	if err != nil {
+		return "", fmt.Errorf("pop3: %w", err)
+	}
+	if !ok {
+		return "", ErrBadCredentials
+	}
+	return user, nil
+}
+
+// Open is an Opener: it resolves the user's address as delivery does (the
+// user's own Maildir, ROOT/mail/DOMAIN/LOCAL) and opens it with OpenMaildir.
+func (a Accounts) Open(user string) (Mailbox, error) {
+	addr, err := address.Parse(user)
+	if err != nil {
+		return nil, fmt.Errorf("pop3: user %q: %w", user, err)
+	}
+	r, err := resolve.Load(a.Root)
+	if err != nil {
+		return nil, fmt.Errorf("pop3: %w", err)
+	}
+	targets, err := r.Resolve(addr)
+	if err != nil {
+		return nil, fmt.Errorf("pop3: %w", err)
+	}
+	// A user's own address resolves to that user alone (rule 1 of package
+	// resolve); anything else means the user went away meanwhile.
+	if len(targets) != 1 || targets[0].Kind != resolve.Local || targets[0].Address.Key() != addr.Key() || targets[0].Detail != "" {
+		return nil, errors.New("pop3: " + user + " does not resolve to its own Maildir")
+	}
+	m, err := OpenMaildir(targets[0].Maildir, a.Log)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
