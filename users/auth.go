@@ -34,7 +34,7 @@ func Authenticate(root control.Root, address, password string) (bool, error) {
 		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return false, nil
 	}
-	match, hashErr := VerifyPassword(e.Hash, password)
+	match, hashErr := verify(e.Hash, password)
 	if hashErr != nil {
 		hashErr = fmt.Errorf("users: password of %s: %w", e.Address, hashErr)
 	}
@@ -46,7 +46,7 @@ func Authenticate(root control.Root, address, password string) (bool, error) {
 		return false, err
 	}
 	for _, p := range apps.List(e.Address) {
-		ok, err := VerifyPassword(p.hash, password)
+		ok, err := verify(p.hash, password)
 		if ok {
 			return true, nil
 		}

@@ -41,6 +41,16 @@ func HashPassword(pw string) (string, error) {
 // and CRYPT with a $2a$, $2b$, $2y$, $5$ or $6$ hash. Any other scheme is an
 // error wrapping ErrUnsupportedScheme. An empty hash matches nothing.
 func VerifyPassword(hash, pw string) (bool, error) {
+	ok, err := verify(hash, pw)
+	if err != nil {
+		return false, fmt.Errorf("users: %w", err)
+	}
+	return ok, nil
+}
+
+// verify is VerifyPassword with errors that do not name the package, so
+// Authenticate can say whose password it was.
+func verify(hash, pw string) (bool, error) {
 	if hash == "" {
 		return false, nil
 	}
@@ -48,7 +58,7 @@ func VerifyPassword(hash, pw string) (bool, error) {
 	if strings.HasPrefix(hash, "{") {
 		end := strings.IndexByte(hash, '}')
 		if end < 0 {
-			return false, errors.New("users: password hash starts with '{' but has no '}'")
+			return false, errors.New("password hash starts with '{' but has no '}'")
 		}
 		scheme, h = strings.ToUpper(hash[1:end]), hash[end+1:]
 	}
@@ -59,7 +69,7 @@ func VerifyPassword(hash, pw string) (bool, error) {
 			return false, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("users: %s hash: %w", scheme, err)
+			return false, fmt.Errorf("%s hash: %w", scheme, err)
 		}
 		return true, nil
 	case scheme == "SHA512-CRYPT" && strings.HasPrefix(h, "$6$"),
@@ -67,15 +77,15 @@ func VerifyPassword(hash, pw string) (bool, error) {
 		scheme == "CRYPT" && (strings.HasPrefix(h, "$5$") || strings.HasPrefix(h, "$6$")):
 		d, err := shacrypt.Decode(h)
 		if err != nil {
-			return false, fmt.Errorf("users: %s hash: %w", scheme, err)
+			return false, fmt.Errorf("%s hash: %w", scheme, err)
 		}
 		ok, err := d.MatchAdvanced(pw)
 		if err != nil {
-			return false, fmt.Errorf("users: %s hash: %w", scheme, err)
+			return false, fmt.Errorf("%s hash: %w", scheme, err)
 		}
 		return ok, nil
 	}
-	return false, fmt.Errorf("users: %w %s (postkit checks BLF-CRYPT, SHA512-CRYPT and SHA256-CRYPT); reset it with mkuser passwd",
+	return false, fmt.Errorf("%w %s (postkit checks BLF-CRYPT, SHA512-CRYPT and SHA256-CRYPT); reset it with mkuser passwd",
 		ErrUnsupportedScheme, schemeName(scheme, h))
 }
 
