@@ -1,0 +1,857 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/postkit/postkit/selfsigned"
+)
+
+// pop3Messages are stored in alice's new/ as other software would leave them
+// (no ,S= or ,W= in the name, so pop3d counts the sizes), oldest first; a
+// message delivered by the deliver binary follows them in the listing.
+var pop3Messages = []struct{ name, content string }{
+	{"1000000001.P1.other", "Subject: dots\n\n.leading dot\n..two dots\n.\nend\n"},
+	{"1000000002.P1.other", "Subject: no final newline\n\nlast line"},
+	{"1000000003.P1.other", "Subject: caf\xe9 \x00\n\nNUL \x00 and 8-bit \xff\r\nalready CRLF\r\n"},
+	{"1000000004.P1.other", "X-Only: header\nX-Two: 2\n"},
+}
+
+// pop3Root makes a root with alice@example.org (password "secret", through
+// mkuser), the pop3Messages and one delivered message, and a TLS certificate
+// for localhost and 127.0.0.1 unless withoutCert. It returns the root and
+// the certificate's path.
+func pop3Root(t *testing.T, withoutCert bool) (root, cert string) {
+	t.Helper()
+	root = t.TempDir()
+	mkuser := exec.Command(Bin(t, "mkuser"), "--root", root, "add", "alice@example.org")
+	mkuser.Stdin = strings.NewReader("secret\n")
+	if out, err := mkuser.CombinedOutput(); err != nil {
+		t.Fatalf("mkuser add: %v\n%s", err, out)
+	}
+	pop3WriteFile(t, filepath.Join(root, "etc", "hostname"), "mail.example.org\n")
+	for _, m := range pop3Messages {
+		pop3WriteFile(t, filepath.Join(pop3Maildir(root), "new", m.name), m.content)
+	}
+	deliver := exec.Command(Bin(t, "deliver"), "--root", root, "alice@example.org")
+	deliver.Stdin = strings.NewReader("Subject: delivered\n\nhello\n")
+	if out, err := deliver.CombinedOutput(); err != nil {
+		t.Fatalf("deliver: %v\n%s", err, out)
+	}
+	cert = filepath.Join(root, "etc", "tls", "cert.pem")
+	if !withoutCert {
+		certPEM, keyPEM, err := selfsigned.Generate([]string{"localhost", "127.0.0.1"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pop3WriteFile(t, cert, string(certPEM))
+		pop3WriteFile(t, filepath.Join(root, "etc", "tls", "key.pem"), string(keyPEM))
+	}
+	return root, cert
+}
+
+func pop3Maildir(root string) string { return filepath.Join(root, "mail", "example.org", "alice") }
+
+func pop3WriteFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pop3Expected returns the messages of the root's listing in order, as RETR
+// must send them before dot-stuffing: CRLF line endings.
+func pop3Expected(t *testing.T, root string) []string {
+	t.Helper()
+	var msgs []string
+	for _, m := range pop3Messages {
+		msgs = append(msgs, crlf(m.content))
+	}
+	// The delivered one, wherever it is by now.
+	for _, sub := range []string{"new", "cur"} {
+		entries, _ := os.ReadDir(filepath.Join(pop3Maildir(root), sub))
+		for _, e := range entries {
+			if !strings.Contains(e.Name(), ".other") {
+				data, err := os.ReadFile(filepath.Join(pop3Maildir(root), sub, e.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				msgs = append(msgs, crlf(string(data)))
+			}
+		}
+	}
+	if len(msgs) != len(pop3Messages)+1 {
+		t.Fatalf("found %d messages, want %d", len(msgs), len(pop3Messages)+1)
+	}
+	return msgs
+}
+
+// crlf turns every LF not preceded by CR into CRLF.
+func crlf(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' && (i == 0 || s[i-1] != '\r') {
+			b.WriteByte('\r')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// pop3Files returns the names in alice's cur/.
+func pop3Files(t *testing.T, root string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(pop3Maildir(root), "cur"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// pop3Server is a running pop3d process.
+type pop3Server struct {
+	cmd  *exec.Cmd
+	addr string
+	mu   sync.Mutex
+	log  []string
+	more chan struct{} // signalled when a log line arrives
+	done chan struct{} // closed when stderr ends
+}
+
+var listenLine = regexp.MustCompile(`mode=listen addr=(\S+)`)
+
+// startPOP3d runs pop3d on root with --listen 127.0.0.1:0 and returns once it
+// logged the address it listens on.
+func startPOP3d(t *testing.T, root string, args ...string) *pop3Server {
+	t.Helper()
+	args = append([]string{"--root", root, "--listen", "127.0.0.1:0", "--hostname", "pop.test", "--login-failure-delay", "1ms"}, args...)
+	return runPOP3d(t, exec.Command(Bin(t, "pop3d"), args...), func(line string) string {
+		if m := listenLine.FindStringSubmatch(line); m != nil {
+			return m[1]
+		}
+		return ""
+	})
+}
+
+// runPOP3d starts cmd and waits until ready returns an address for one of
+// its stderr lines.
+func runPOP3d(t *testing.T, cmd *exec.Cmd, ready func(line string) string) *pop3Server {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &pop3Server{cmd: cmd, more: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.log = append(p.log, sc.Text())
+			p.mu.Unlock()
+			select {
+			case p.more <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-p.done
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", cmd.Path, strings.Join(p.lines(), "\n"))
+		}
+	})
+	p.addr = p.waitLog(t, ready)
+	return p
+}
+
+func (p *pop3Server) lines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.log)
+}
+
+// waitLog waits for a log line for which match returns non-empty, and
+// returns that.
+func (p *pop3Server) waitLog(t *testing.T, match func(line string) string) string {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		for _, l := range p.lines() {
+			if s := match(l); s != "" {
+				return s
+			}
+		}
+		select {
+		case <-p.more:
+		case <-p.done:
+			for _, l := range p.lines() {
+				if s := match(l); s != "" {
+					return s
+				}
+			}
+			t.Fatalf("pop3d ended without the expected log line; log:\n%s", strings.Join(p.lines(), "\n"))
+		case <-timeout:
+			t.Fatalf("no expected log line after 60s; log:\n%s", strings.Join(p.lines(), "\n"))
+		}
+	}
+}
+
+// waitSession waits for the n-th session log line and returns it.
+func (p *pop3Server) waitSession(t *testing.T, n int) string {
+	t.Helper()
+	return p.waitLog(t, func(string) string {
+		var sessions []string
+		for _, l := range p.lines() {
+			if strings.Contains(l, " session client=") {
+				sessions = append(sessions, l)
+			}
+		}
+		if len(sessions) >= n {
+			return sessions[n-1]
+		}
+		return ""
+	})
+}
+
+// poplibScript runs the steps of a JSON spec with Python's poplib and prints
+// each result (bytes as Latin-1 strings) or the -ERR line it raised.
+const poplibScript = `
+import json, poplib, ssl, sys
+spec = json.loads(sys.argv[1])
+ctx = None
+if spec.get("cafile"):
+    ctx = ssl.create_default_context(cafile=spec["cafile"])
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+host, port = spec["addr"].rsplit(":", 1)
+if spec["mode"] == "ssl":
+    p = poplib.POP3_SSL(host, int(port), context=ctx, timeout=60)
+else:
+    p = poplib.POP3(host, int(port), timeout=60)
+def conv(x):
+    if isinstance(x, bytes):
+        return x.decode("latin-1")
+    if isinstance(x, (list, tuple)):
+        return [conv(i) for i in x]
+    if isinstance(x, dict):
+        return {k: conv(v) for k, v in x.items()}
+    return x
+out = [p.getwelcome().decode("latin-1")]
+for step in spec["steps"]:
+    op, args = step[0], step[1:]
+    try:
+        if op == "stls":
+            r = p.stls(context=ctx)
+        elif op == "raw":
+            r = p._shortcmd(args[0])
+        elif op == "drop":
+            p.sock.close()
+            r = None
+        else:
+            r = getattr(p, op)(*args)
+        out.append({"ok": conv(r)})
+    except poplib.error_proto as e:
+        out.append({"err": conv(e.args[0])})
+print(json.dumps(out))
+`
+
+// poplibResult is one step's outcome: OK holds the decoded return value.
+type poplibResult struct {
+	OK  any    `json:"ok"`
+	Err string `json:"err"`
+}
+
+// poplib runs steps (method name and arguments) against addr in mode
+// "plain", "stls" (steps include "stls") or "ssl" and returns the welcome
+// line and the results.
+func poplib(t *testing.T, addr, mode, cafile string, steps ...[]any) (string, []poplibResult) {
+	t.Helper()
+	spec, _ := json.Marshal(map[string]any{"addr": addr, "mode": mode, "cafile": cafile, "steps": steps})
+	cmd := exec.Command("python3", "-c", poplibScript, string(spec))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("poplib: %v\n%s", err, stderr.String())
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(out, &raw); err != nil || len(raw) != len(steps)+1 {
+		t.Fatalf("poplib printed %q: %v", out, err)
+	}
+	var welcome string
+	json.Unmarshal(raw[0], &welcome)
+	results := make([]poplibResult, len(steps))
+	for i := range steps {
+		json.Unmarshal(raw[i+1], &results[i])
+	}
+	return welcome, results
+}
+
+func step(op string, args ...any) []any { return append([]any{op}, args...) }
+
+// wantOK checks that result i succeeded with the value want (compared as
+// JSON-decoded values).
+func wantOK(t *testing.T, results []poplibResult, steps [][]any, i int, want any) {
+	t.Helper()
+	r := results[i]
+	if r.Err != "" {
+		t.Errorf("%v: error %q, want %v", steps[i], r.Err, want)
+		return
+	}
+	got, _ := json.Marshal(r.OK)
+	w, _ := json.Marshal(want)
+	if !bytes.Equal(got, w) {
+		t.Errorf("%v = %s, want %s", steps[i], got, w)
+	}
+}
+
+func wantErr(t *testing.T, results []poplibResult, steps [][]any, i int, want string) {
+	t.Helper()
+	if r := results[i]; r.Err != want {
+		t.Errorf("%v = %v, error %q, want error %q", steps[i], r.OK, r.Err, want)
+	}
+}
+
+func TestPOP3dPoplibCommands(t *testing.T) {
+	root, _ := pop3Root(t, false)
+	srv := startPOP3d(t, root, "--allow-plaintext-loopback")
+	steps := [][]any{
+		step("capa"),                             // 0
+		step("raw", "APOP alice@example.org 0f"), // 1
+		step("user", "alice@example.org"),        // 2
+		step("pass_", "wrong"),                   // 3
+		step("user", "Alice@Example.ORG"),        // 4
+		step("pass_", "secret"),                  // 5
+		step("stat"),                             // 6
+		step("list"),                             // 7
+		step("list", 2),                          // 8
+		step("uidl"),                             // 9
+		step("uidl", 1),                          // 10
+		step("retr", 1),                          // 11
+		step("retr", 2),                          // 12
+		step("retr", 3),                          // 13
+		step("retr", 4),                          // 14
+		step("retr", 5),                          // 15
+		step("top", 1, 0),                        // 16
+		step("top", 1, 2),                        // 17
+		step("top", 4, 0),                        // 18
+		step("dele", 1),                          // 19
+		step("dele", 1),                          // 20
+		step("list", 1),                          // 21
+		step("rset"),                             // 22
+		step("noop"),                             // 23
+		step("retr", 9),                          // 24
+		step("dele", 2),                          // 25
+		step("stat"),                             // 26
+		step("quit"),                             // 27
+	}
+	welcome, res := poplib(t, srv.addr, "plain", "", steps...)
+	if welcome != "+OK pop.test POP3 server ready" {
+		t.Errorf("welcome = %q", welcome)
+	}
+	wantOK(t, res, steps, 0, map[string][]string{
+		"TOP": {}, "UIDL": {}, "USER": {}, "SASL": {"PLAIN"}, "RESP-CODES": {}, "AUTH-RESP-CODE": {},
+		"PIPELINING": {}, "STLS": {}, "EXPIRE": {"NEVER"}, "IMPLEMENTATION": {"postkit"},
+	})
+	wantErr(t, res, steps, 1, "-ERR APOP not supported")
+	wantErr(t, res, steps, 3, "-ERR [AUTH] invalid credentials")
+	msgs := pop3Expected(t, root)
+	total := 0
+	var list []string
+	for i, m := range msgs {
+		total += len(m)
+		list = append(list, fmt.Sprintf("%d %d", i+1, len(m)))
+	}
+	wantOK(t, res, steps, 5, fmt.Sprintf("+OK 5 messages (%d octets)", total))
+	wantOK(t, res, steps, 6, []int{5, total})
+	wantOK(t, res, steps, 7, []any{fmt.Sprintf("+OK 5 messages (%d octets)", total), list, len(strings.Join(list, "\r\n")) + 2})
+	wantOK(t, res, steps, 8, fmt.Sprintf("+OK 2 %d", len(msgs[1])))
+	uidls, _ := res[9].OK.([]any)
+	if len(uidls) != 3 {
+		t.Fatalf("uidl() = %v", res[9].OK)
+	}
+	lines, _ := uidls[1].([]any)
+	want := []string{"1 1000000001.P1.other", "2 1000000002.P1.other", "3 1000000003.P1.other", "4 1000000004.P1.other"}
+	if len(lines) != 5 || !slices.Equal(anyStrings(lines[:4]), want) || !regexp.MustCompile(`^5 [!-~]{1,70}$`).MatchString(lines[4].(string)) {
+		t.Errorf("uidl() lines = %q, want %q and a fifth", lines, want)
+	}
+	wantOK(t, res, steps, 10, "+OK 1 1000000001.P1.other")
+	// RETR: poplib undoes the dot-stuffing and counts the octets of the
+	// lines with CRLF; both must match the message and its LIST size.
+	for i, m := range msgs {
+		r, _ := res[11+i].OK.([]any)
+		if len(r) != 3 {
+			t.Errorf("retr(%d) = %v", i+1, res[11+i])
+			continue
+		}
+		got := strings.Join(anyStrings(r[1].([]any)), "\r\n") + "\r\n"
+		wantMsg := m
+		if !strings.HasSuffix(m, "\r\n") {
+			wantMsg += "\r\n" // the line ending added before the final dot
+		}
+		if got != wantMsg {
+			t.Errorf("retr(%d) content = %q, want %q", i+1, got, wantMsg)
+		}
+		if r[0] != fmt.Sprintf("+OK %d octets", len(m)) || int(r[2].(float64)) != len(wantMsg) {
+			t.Errorf("retr(%d) = %q, %v octets; want size %d", i+1, r[0], r[2], len(m))
+		}
+	}
+	wantOK(t, res, steps, 16, []any{"+OK top of message follows", []string{"Subject: dots", ""}, 17})
+	wantOK(t, res, steps, 17, []any{"+OK top of message follows", []string{"Subject: dots", "", ".leading dot", "..two dots"}, 43})
+	wantOK(t, res, steps, 18, []any{"+OK top of message follows", []string{"X-Only: header", "X-Two: 2"}, 26})
+	wantOK(t, res, steps, 19, "+OK message 1 deleted")
+	wantErr(t, res, steps, 20, "-ERR message 1 already deleted")
+	wantErr(t, res, steps, 21, "-ERR message 1 already deleted")
+	wantOK(t, res, steps, 22, fmt.Sprintf("+OK 5 messages (%d octets)", total))
+	wantOK(t, res, steps, 23, "+OK")
+	wantErr(t, res, steps, 24, "-ERR no such message")
+	wantOK(t, res, steps, 26, []int{4, total - len(msgs[1])})
+	wantOK(t, res, steps, 27, "+OK bye, 1 messages deleted")
+
+	line := srv.waitSession(t, 1)
+	if !strings.Contains(line, "user=alice@example.org tls=false retrieved=5 deleted=1 result=quit") {
+		t.Errorf("session log line = %q", line)
+	}
+	files := pop3Files(t, root)
+	if len(files) != 4 || slices.ContainsFunc(files, func(f string) bool { return strings.HasPrefix(f, "1000000002.") }) {
+		t.Errorf("cur/ after DELE 2 and QUIT = %q", files)
+	}
+	// RETR marked the messages seen.
+	for _, f := range files {
+		if !strings.HasSuffix(f, ":2,S") {
+			t.Errorf("%s: not marked seen after RETR", f)
+		}
+	}
+}
+
+// anyStrings converts poplib's strings back to the octets they stand for
+// (the script decoded them as Latin-1).
+func anyStrings(a []any) []string {
+	s := make([]string, len(a))
+	for i, v := range a {
+		str, _ := v.(string)
+		b := make([]byte, 0, len(str))
+		for _, r := range str {
+			b = append(b, byte(r))
+		}
+		s[i] = string(b)
+	}
+	return s
+}
+
+// pop3Conn is a raw client that sees every octet.
+type pop3Conn struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func dialPOP3(t *testing.T, addr string) *pop3Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	c := &pop3Conn{t: t, conn: conn, r: bufio.NewReader(conn)}
+	c.expect("+OK pop.test POP3 server ready\r\n")
+	return c
+}
+
+func (c *pop3Conn) send(line string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.conn, line+"\r\n"); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// expect reads exactly len(want) octets and compares them.
+func (c *pop3Conn) expect(want string) {
+	c.t.Helper()
+	got := make([]byte, len(want))
+	if n, err := io.ReadFull(c.r, got); err != nil {
+		c.t.Fatalf("reading %q: got %q: %v", want, got[:n], err)
+	}
+	if string(got) != want {
+		c.t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func (c *pop3Conn) login() {
+	c.t.Helper()
+	c.send("USER alice@example.org")
+	c.expect("+OK send PASS\r\n")
+	c.send("PASS secret")
+	if l, err := c.r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "+OK ") {
+		c.t.Fatalf("PASS: %q, %v", l, err)
+	}
+}
+
+// TestPOP3dWireBytes checks the exact octets on the wire: CRLF, doubled
+// dots, the terminating dot, and huge or odd messages.
+func TestPOP3dWireBytes(t *testing.T) {
+	root, _ := pop3Root(t, true)
+	// 10 MB without a line ending, starting with a dot.
+	big := "." + strings.Repeat("x", 10<<20)
+	pop3WriteFile(t, filepath.Join(pop3Maildir(root), "new", "1000000005.P1.other"), big)
+	srv := startPOP3d(t, root, "--allow-plaintext-loopback")
+	c := dialPOP3(t, srv.addr)
+	c.login()
+	c.send("RETR 1")
+	c.expect("+OK 51 octets\r\nSubject: dots\r\n\r\n..leading dot\r\n...two dots\r\n..\r\nend\r\n.\r\n")
+	c.send("TOP 2 0")
+	c.expect("+OK top of message follows\r\nSubject: no final newline\r\n\r\n.\r\n")
+	c.send("RETR 2")
+	c.expect("+OK 38 octets\r\nSubject: no final newline\r\n\r\nlast line\r\n.\r\n")
+	c.send("RETR 3")
+	c.expect("+OK 52 octets\r\nSubject: caf\xe9 \x00\r\n\r\nNUL \x00 and 8-bit \xff\r\nalready CRLF\r\n.\r\n")
+	c.send("LIST 5")
+	c.expect(fmt.Sprintf("+OK 5 %d\r\n", len(big)))
+	c.send("RETR 5")
+	c.expect(fmt.Sprintf("+OK %d octets\r\n.", len(big)) + big + "\r\n.\r\n")
+	c.send("TOP 5 0")
+	c.expect("+OK top of message follows\r\n." + big + "\r\n.\r\n")
+	// Pipelined: answered in order.
+	if _, err := io.WriteString(c.conn, "NOOP\r\nLIST 4\r\nUIDL 4\r\nNOOP\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	c.expect("+OK\r\n+OK 4 26\r\n+OK 4 1000000004.P1.other\r\n+OK\r\n")
+	// An overlong command is refused and the session goes on.
+	c.send("NOOP " + strings.Repeat("x", 300))
+	c.expect("-ERR line too long (RFC 2449 §4: at most 255 octets)\r\n")
+	c.send("QUIT")
+	c.expect("+OK bye, 0 messages deleted\r\n")
+	// The size cache remembers the counted sizes.
+	cache, err := os.ReadFile(filepath.Join(pop3Maildir(root), "pop3-sizes"))
+	if err != nil || !strings.Contains(string(cache), fmt.Sprintf("%d %d 1000000005.P1.other\n", len(big), len(big))) {
+		t.Errorf("pop3-sizes = %q, %v", cache, err)
+	}
+}
+
+func TestPOP3dAuthPlain(t *testing.T) {
+	root, _ := pop3Root(t, true)
+	srv := startPOP3d(t, root, "--allow-plaintext-loopback")
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	c := dialPOP3(t, srv.addr)
+	c.send("AUTH PLAIN")
+	c.expect("+ \r\n")
+	c.send("*")
+	c.expect("-ERR authentication cancelled\r\n")
+	c.send("AUTH PLAIN " + b64("\x00alice@example.org\x00nope"))
+	c.expect("-ERR [AUTH] invalid credentials\r\n")
+	c.send("AUTH PLAIN")
+	c.expect("+ \r\n")
+	c.send(b64("\x00ALICE@example.org\x00secret"))
+	c.expect("+OK 5 messages (")
+	c.r.ReadString('\n')
+	c.send("QUIT")
+	c.expect("+OK bye, 0 messages deleted\r\n")
+
+	// Three failures close the connection.
+	c = dialPOP3(t, srv.addr)
+	for range 2 {
+		c.send("AUTH PLAIN " + b64("\x00alice@example.org\x00wrong"))
+		c.expect("-ERR [AUTH] invalid credentials\r\n")
+	}
+	c.send("AUTH PLAIN " + b64("\x00alice@example.org\x00wrong"))
+	c.expect("-ERR [AUTH] invalid credentials, closing\r\n")
+	if _, err := c.r.ReadByte(); err != io.EOF {
+		t.Errorf("after three failures: %v, want EOF", err)
+	}
+}
+
+func TestPOP3dAppPassword(t *testing.T) {
+	root, _ := pop3Root(t, true)
+	out, err := exec.Command(Bin(t, "mkuser"), "--root", root, "app-password", "add", "alice@example.org", "phone").Output()
+	if err != nil {
+		t.Fatalf("mkuser app-password add: %v", err)
+	}
+	fields := strings.Fields(string(out))
+	if len(fields) == 0 {
+		t.Fatalf("mkuser app add printed %q", out)
+	}
+	password := fields[len(fields)-1]
+	srv := startPOP3d(t, root, "--allow-plaintext-loopback")
+	c := dialPOP3(t, srv.addr)
+	c.send("USER alice@example.org")
+	c.expect("+OK send PASS\r\n")
+	c.send("PASS " + password)
+	c.expect("+OK 5 messages")
+}
+
+// TestPOP3dUIDLStable: UIDLs stay the same across sessions, after RETR
+// marked a message seen and after another program added a flag.
+func TestPOP3dUIDLStable(t *testing.T) {
+	root, _ := pop3Root(t, true)
+	srv := startPOP3d(t, root, "--allow-plaintext-loopback")
+	steps := [][]any{step("user", "alice@example.org"), step("pass_", "secret"), step("uidl"), step("retr", 5), step("top", 4, 0), step("quit")}
+	_, first := poplib(t, srv.addr, "plain", "", steps...)
+	if first[2].Err != "" {
+		t.Fatalf("uidl: %s", first[2].Err)
+	}
+	srv.waitSession(t, 1)
+	files := pop3Files(t, root)
+	var delivered string
+	for _, f := range files {
+		switch {
+		case strings.HasPrefix(f, "1000000004."):
+			if f != "1000000004.P1.other:2," {
+				t.Errorf("TOP changed the flags: %s", f)
+			}
+		case !strings.Contains(f, ".other"):
+			delivered = f
+		}
+	}
+	if !strings.HasSuffix(delivered, ":2,S") {
+		t.Errorf("RETR 5 did not mark %q seen", delivered)
+	}
+	// An IMAP client flags message 1.
+	cur := filepath.Join(pop3Maildir(root), "cur")
+	if err := os.Rename(filepath.Join(cur, "1000000001.P1.other:2,"), filepath.Join(cur, "1000000001.P1.other:2,F")); err != nil {
+		t.Fatal(err)
+	}
+	_, second := poplib(t, srv.addr, "plain", "", steps...)
+	a, _ := json.Marshal(first[2].OK)
+	b, _ := json.Marshal(second[2].OK)
+	if !bytes.Equal(a, b) {
+		t.Errorf("UIDL changed between sessions:\n%s\n%s", a, b)
+	}
+}
+
+// TestPOP3dInUseAndKill9: a second pop3d process sees the mailbox locked
+// while the first serves it, and free as soon as the first is killed -9.
+func TestPOP3dInUseAndKill9(t *testing.T) {
+	root, _ := pop3Root(t, true)
+	holder := startPOP3d(t, root, "--allow-plaintext-loopback")
+	other := startPOP3d(t, root, "--allow-plaintext-loopback")
+	c := dialPOP3(t, holder.addr)
+	c.login()
+	c.send("DELE 1")
+	c.expect("+OK message 1 deleted\r\n")
+
+	d := dialPOP3(t, other.addr)
+	d.send("USER alice@example.org")
+	d.expect("+OK send PASS\r\n")
+	d.send("PASS secret")
+	d.expect("-ERR [IN-USE] mailbox in use by another POP3 session\r\n")
+
+	if err := holder.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-holder.done
+	holder.cmd.Wait()
+	// The kernel dropped the flock with the process: no stale lock.
+	d.send("USER alice@example.org")
+	d.expect("+OK send PASS\r\n")
+	d.send("PASS secret")
+	d.expect("+OK 5 messages")
+	d.r.ReadString('\n')
+	d.send("QUIT")
+	d.expect("+OK bye, 0 messages deleted\r\n")
+	if n := len(pop3Files(t, root)); n != 5 {
+		t.Errorf("after kill -9 mid-session cur/ has %d files, want 5", n)
+	}
+}
+
+func TestPOP3dDeleteOnlyAtQuit(t *testing.T) {
+	root, _ := pop3Root(t, true)
+	srv := startPOP3d(t, root, "--allow-plaintext-loopback")
+	// A dropped connection deletes nothing.
+	_, res := poplib(t, srv.addr, "plain", "", step("user", "alice@example.org"), step("pass_", "secret"),
+		step("dele", 1), step("dele", 2), step("drop"))
+	if res[3].Err != "" {
+		t.Fatalf("dele: %s", res[3].Err)
+	}
+	if l := srv.waitSession(t, 1); !strings.Contains(l, "deleted=0 result=dropped") {
+		t.Errorf("session log = %q", l)
+	}
+	if n := len(pop3Files(t, root)); n != 5 {
+		t.Errorf("after DELE and a dropped connection cur/ has %d files, want 5", n)
+	}
+	// QUIT removes, also when another program removed one meanwhile.
+	c := dialPOP3(t, srv.addr)
+	c.login()
+	c.send("DELE 1")
+	c.expect("+OK message 1 deleted\r\n")
+	c.send("DELE 2")
+	c.expect("+OK message 2 deleted\r\n")
+	if err := os.Remove(filepath.Join(pop3Maildir(root), "cur", "1000000002.P1.other:2,")); err != nil {
+		t.Fatal(err)
+	}
+	c.send("QUIT")
+	c.expect("+OK bye, 2 messages deleted\r\n")
+	srv.waitSession(t, 2)
+	files := pop3Files(t, root)
+	if len(files) != 3 || slices.ContainsFunc(files, func(f string) bool { return strings.HasPrefix(f, "1000000001.") }) {
+		t.Errorf("cur/ after DELE 1, DELE 2, QUIT = %q", files)
+	}
+}
+
+func TestPOP3dSTLSRequired(t *testing.T) {
+	root, cert := pop3Root(t, false)
+	srv := startPOP3d(t, root)
+	steps := [][]any{step("capa"), step("user", "alice@example.org"), step("stls"), step("capa"),
+		step("user", "alice@example.org"), step("pass_", "secret"), step("stat"), step("quit")}
+	_, res := poplib(t, srv.addr, "stls", cert, steps...)
+	before, _ := res[0].OK.(map[string]any)
+	if _, ok := before["STLS"]; !ok || before["USER"] != nil || before["SASL"] != nil {
+		t.Errorf("CAPA before STLS = %v, want STLS and no USER or SASL", res[0].OK)
+	}
+	wantErr(t, res, steps, 1, "-ERR [AUTH] login only over TLS: use STLS first")
+	wantOK(t, res, steps, 2, "+OK begin TLS negotiation")
+	after, _ := res[3].OK.(map[string]any)
+	if _, ok := after["STLS"]; ok || after["USER"] == nil {
+		t.Errorf("CAPA after STLS = %v, want USER and no STLS", res[3].OK)
+	}
+	if r, _ := res[5].OK.(string); !strings.HasPrefix(r, "+OK 5 messages (") {
+		t.Errorf("pass_ after STLS = %v %q", res[5].OK, res[5].Err)
+	}
+	if !strings.Contains(srv.waitSession(t, 1), "user=alice@example.org tls=true") {
+		t.Errorf("session log = %q", srv.lines())
+	}
+}
+
+func TestPOP3dImplicitTLS(t *testing.T) {
+	root, cert := pop3Root(t, false)
+	srv := startPOP3d(t, root, "--tls-implicit")
+	steps := [][]any{step("capa"), step("user", "alice@example.org"), step("pass_", "secret"), step("stat"), step("quit")}
+	welcome, res := poplib(t, srv.addr, "ssl", cert, steps...)
+	if welcome != "+OK pop.test POP3 server ready" {
+		t.Errorf("welcome = %q", welcome)
+	}
+	caps, _ := res[0].OK.(map[string]any)
+	if _, ok := caps["STLS"]; ok || caps["USER"] == nil {
+		t.Errorf("CAPA over implicit TLS = %v, want USER and no STLS", res[0].OK)
+	}
+	if r, _ := res[2].OK.(string); !strings.HasPrefix(r, "+OK 5 messages (") {
+		t.Errorf("pass_ = %v %q", res[2].OK, res[2].Err)
+	}
+	if !strings.Contains(srv.waitSession(t, 1), "tls=true retrieved=0 deleted=0 result=quit") {
+		t.Errorf("session log = %q", srv.lines())
+	}
+}
+
+// TestPOP3dSocketActivation runs pop3d the inetd way (one process per
+// connection on stdin/stdout) under systemd-socket-activate.
+func TestPOP3dSocketActivation(t *testing.T) {
+	ssa, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("systemd-socket-activate not installed")
+	}
+	root, _ := pop3Root(t, true)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(ssa, "--inetd", "--accept", "-l", addr,
+		Bin(t, "pop3d"), "--root", root, "--hostname", "pop.test", "--allow-plaintext-loopback")
+	srv := runPOP3d(t, cmd, func(line string) string {
+		if strings.HasPrefix(line, "Listening on "+addr) {
+			return addr
+		}
+		return ""
+	})
+	for i := range 2 {
+		_, res := poplib(t, srv.addr, "plain", "", step("user", "alice@example.org"), step("pass_", "secret"), step("dele", 1), step("quit"))
+		if res[3].OK != "+OK bye, 1 messages deleted" {
+			t.Errorf("connection %d: %v", i+1, res)
+		}
+		if l := srv.waitSession(t, i+1); !strings.Contains(l, "user=alice@example.org tls=false retrieved=0 deleted=1 result=quit") {
+			t.Errorf("session log = %q", l)
+		}
+	}
+	if n := len(pop3Files(t, root)); n != 3 {
+		t.Errorf("after two sessions deleting one message each, cur/ has %d files, want 3", n)
+	}
+}
+
+// TestPOP3dFetchmail fetches with fetchmail over STLS: with "keep" and UIDLs
+// a second run finds nothing new, a message delivered meanwhile is fetched
+// alone, and a run without "keep" empties the mailbox.
+func TestPOP3dFetchmail(t *testing.T) {
+	fetchmail, err := exec.LookPath("fetchmail")
+	if err != nil {
+		t.Skip("fetchmail not installed (apt-get install fetchmail)")
+	}
+	root, cert := pop3Root(t, false)
+	srv := startPOP3d(t, root)
+	_, port, _ := net.SplitHostPort(srv.addr)
+	home := t.TempDir()
+	out := filepath.Join(home, "out")
+	run := func(keep string) int {
+		t.Helper()
+		rc := filepath.Join(home, "rc")
+		pop3WriteFile(t, rc, fmt.Sprintf(`set no syslog
+poll localhost with proto POP3 service %s uidl
+  user "alice@example.org" there with password "secret" is "root" here
+  %s sslcertck sslcertfile "%s"
+  mda "cat >> %s"
+`, port, keep, cert, out))
+		cmd := exec.Command(fetchmail, "--nodetach", "-f", rc, "--pidfile", filepath.Join(home, "pid"), "--idfile", filepath.Join(home, "ids"))
+		cmd.Env = append(os.Environ(), "HOME="+home)
+		output, err := cmd.CombinedOutput()
+		code := 0
+		if exit, ok := err.(*exec.ExitError); ok {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("fetchmail (%s): exit %d\n%s", keep, code, output)
+		return code
+	}
+	count := func() int {
+		data, _ := os.ReadFile(out)
+		return strings.Count(string(data), "\nSubject: ") + strings.Count(string(data), "\nX-Only: ")
+	}
+	// fetchmail exits 0 when it fetched mail, 1 when there was none.
+	if code := run("keep"); code != 0 || count() != 5 {
+		t.Fatalf("first run: exit %d, %d messages fetched, want 0 and 5", code, count())
+	}
+	if code := run("keep"); code != 1 || count() != 5 {
+		t.Errorf("second run: exit %d, %d messages in total, want 1 and still 5", code, count())
+	}
+	deliver := exec.Command(Bin(t, "deliver"), "--root", root, "alice@example.org")
+	deliver.Stdin = strings.NewReader("Subject: later\n\nmore\n")
+	if o, err := deliver.CombinedOutput(); err != nil {
+		t.Fatalf("deliver: %v\n%s", err, o)
+	}
+	if code := run("keep"); code != 0 || count() != 6 {
+		t.Errorf("third run: exit %d, %d messages in total, want 0 and 6", code, count())
+	}
+	if code := run("nokeep fetchall"); code != 0 {
+		t.Errorf("run without keep: exit %d", code)
+	}
+	if n := len(pop3Files(t, root)); n != 0 {
+		t.Errorf("after a run without keep cur/ has %d files, want 0", n)
+	}
+}
