@@ -1,0 +1,421 @@
+package remote
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/postkit/postkit/maildir"
+	"github.com/postkit/postkit/routes"
+)
+
+// session is one SMTP connection to one host.
+type session struct {
+	c     *Client
+	h     host
+	relay string
+	msg   *Message
+	tls   bool // the session is encrypted
+	// verified reports that the server's certificate is valid for its
+	// name under the configured roots.
+	verified bool
+}
+
+// outcome is a recipient's result in one session; elsewhere means another
+// host may still take the recipient.
+type outcome struct {
+	Result
+	elsewhere bool
+}
+
+// run carries out one transaction for the recipients open. It returns the
+// recipients' outcomes and, when the session failed as a whole before
+// reaching a recipient, why: TempFail for "try the next host", PermFail for
+// "give up on everyone still open".
+func (s *session) run(ctx context.Context, conn net.Conn, open []int) (map[int]outcome, *Result) {
+	t := s.c.timeouts()
+	conn = &deadlineConn{Conn: conn, write: t.DataBlock}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	defer conn.Close()
+
+	client, fail := s.connect(conn, t)
+	if fail != nil {
+		return nil, fail
+	}
+	defer client.Close()
+	client.CommandTimeout = t.Command
+	client.SubmissionTimeout = t.DataEnd
+	if fail := s.policy(client); fail != nil {
+		client.Quit()
+		return nil, fail
+	}
+	out, fail := s.transaction(client, open)
+	if fail == nil {
+		client.Quit()
+	}
+	return out, fail
+}
+
+// connect opens the SMTP session: greeting, EHLO, STARTTLS when offered,
+// EHLO again with our name, and AUTH when the route has credentials.
+func (s *session) connect(conn net.Conn, t Timeouts) (*smtp.Client, *Result) {
+	mode := routes.TLSMay
+	if s.h.route != nil {
+		mode = s.h.route.TLS
+	}
+	if mode == routes.TLSImplicit {
+		tc, fail := s.handshake(conn, t, true)
+		if fail != nil {
+			return nil, fail
+		}
+		// go-smtp reads the greeting itself.
+		client := smtp.NewClient(tc)
+		client.CommandTimeout = t.Command
+		if err := client.Hello(s.c.Hostname); err != nil {
+			return nil, s.fail(err, "greeting or EHLO")
+		}
+		return client, s.authenticate(client)
+	}
+
+	// go-smtp's NewClientStartTLS would say "EHLO localhost" before
+	// STARTTLS and has no exported STARTTLS, so the plain-text part of the
+	// dialog is ours: greeting, EHLO with our name, STARTTLS.
+	tp := textproto.NewConn(conn)
+	conn.SetDeadline(time.Now().Add(t.Command))
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		return nil, s.fail(err, "greeting")
+	}
+	id, err := tp.Cmd("EHLO %s", s.c.Hostname)
+	if err != nil {
+		return nil, s.fail(err, "EHLO")
+	}
+	tp.StartResponse(id)
+	_, ehlo, err := tp.ReadResponse(250)
+	tp.EndResponse(id)
+	if err != nil {
+		return nil, s.fail(err, "EHLO")
+	}
+	startTLS := false
+	for _, line := range strings.Split(ehlo, "\n")[1:] {
+		if strings.EqualFold(strings.TrimSpace(line), "STARTTLS") {
+			startTLS = true
+		}
+	}
+	conn.SetDeadline(time.Time{})
+	if tp.R.Buffered() > 0 {
+		// Nothing may follow the EHLO reply before our next command.
+		return nil, &Result{Status: TempFail, Code: "4.5.0", Reply: "protocol error: " + s.relay + " sent data after its EHLO reply", Relay: s.relay}
+	}
+	next := conn
+	switch {
+	case startTLS:
+		conn.SetDeadline(time.Now().Add(t.Command))
+		id, err := tp.Cmd("STARTTLS")
+		if err == nil {
+			tp.StartResponse(id)
+			_, _, err = tp.ReadResponse(220)
+			tp.EndResponse(id)
+		}
+		conn.SetDeadline(time.Time{})
+		if err != nil {
+			return nil, s.fail(err, "STARTTLS")
+		}
+		if tp.R.Buffered() > 0 {
+			// RFC 3207 §5 (and CVE-2011-0411): plain text injected
+			// after the STARTTLS reply must not be read as if it
+			// came over TLS.
+			return nil, &Result{Status: TempFail, Code: "4.5.0", Reply: "protocol error: " + s.relay + " sent data after its STARTTLS reply", Relay: s.relay}
+		}
+		tc, fail := s.handshake(conn, t, mode != routes.TLSMay)
+		if fail != nil {
+			return nil, fail
+		}
+		next = tc
+	case mode != routes.TLSMay:
+		return nil, &Result{Status: TempFail, Code: "4.7.10", Reply: s.relay + " does not offer STARTTLS, and the route requires TLS", Relay: s.relay}
+	case s.msg.RequireTLS:
+		return nil, &Result{Status: TempFail, Code: codeRequireTLS, Reply: s.relay + " does not offer STARTTLS, and the message requires TLS (REQUIRETLS)", Relay: s.relay}
+	}
+	// go-smtp starts by reading a greeting: the real one has been read, so
+	// it gets a stand-in, then says EHLO (again, or for the first time over
+	// TLS; RFC 3207 §4.2 asks for a fresh EHLO).
+	client := smtp.NewClient(&greetedConn{Conn: next, greeting: strings.NewReader("220 " + s.h.name + "\r\n")})
+	client.CommandTimeout = t.Command
+	if err := client.Hello(s.c.Hostname); err != nil {
+		return nil, s.fail(err, "EHLO")
+	}
+	return client, s.authenticate(client)
+}
+
+// handshake runs the TLS client handshake on conn. With verify, a
+// certificate that is not valid for the host fails it; without, it is
+// noted in s.verified only.
+func (s *session) handshake(conn net.Conn, t Timeouts, verify bool) (net.Conn, *Result) {
+	roots := s.c.RootCAs
+	if s.h.route != nil && s.h.route.RootCAs != nil {
+		roots = s.h.route.RootCAs
+	}
+	cfg := &tls.Config{
+		// Verification is done below, so that an opportunistic session
+		// can go on with a certificate it cannot check (RFC 7435).
+		InsecureSkipVerify: true,
+		MinVersion:         tls.VersionTLS12,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			err := verifyChain(cs, roots, s.h.name)
+			s.verified = err == nil
+			if verify {
+				return err
+			}
+			return nil
+		},
+	}
+	if net.ParseIP(s.h.name) == nil {
+		cfg.ServerName = s.h.name
+	}
+	tc := tls.Client(conn, cfg)
+	conn.SetDeadline(time.Now().Add(t.Connect))
+	err := tc.Handshake()
+	conn.SetDeadline(time.Time{})
+	if err != nil {
+		return nil, &Result{Status: TempFail, Code: "4.7.5", Reply: fmt.Sprintf("TLS handshake with %s: %v", s.relay, err), Relay: s.relay}
+	}
+	s.tls = true
+	return tc, nil
+}
+
+// verifyChain checks the server's certificate chain for name (a host name
+// or an IP address) under roots (the system's when nil).
+func verifyChain(cs tls.ConnectionState, roots *x509.CertPool, name string) error {
+	certs := cs.PeerCertificates
+	if len(certs) == 0 {
+		return errors.New("remote: the server sent no certificate")
+	}
+	opts := x509.VerifyOptions{Roots: roots, DNSName: name, Intermediates: x509.NewCertPool()}
+	for _, c := range certs[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	_, err := certs[0].Verify(opts)
+	return err
+}
+
+// authenticate logs in with the route's credentials, over TLS only.
+func (s *session) authenticate(client *smtp.Client) *Result {
+	r := s.h.route
+	if r == nil || r.Username == "" {
+		return nil
+	}
+	if !s.tls {
+		client.Close()
+		return &Result{Status: TempFail, Code: "4.7.10", Reply: "not sending credentials to " + s.relay + " without TLS", Relay: s.relay}
+	}
+	var mech sasl.Client
+	switch {
+	case client.SupportsAuth("PLAIN"):
+		mech = sasl.NewPlainClient("", r.Username, r.Password)
+	case client.SupportsAuth("LOGIN"):
+		mech = sasl.NewLoginClient(r.Username, r.Password)
+	default:
+		client.Close()
+		return &Result{Status: TempFail, Code: "4.7.12", Reply: s.relay + " offers neither AUTH PLAIN nor AUTH LOGIN", Relay: s.relay}
+	}
+	if err := client.Auth(mech); err != nil {
+		client.Close()
+		// A refused login is the operator's to fix: defer, as Postfix
+		// does by default, rather than bounce the queue.
+		res := s.fail(err, "AUTH")
+		res.Status = TempFail
+		res.Code = "4" + res.Code[1:]
+		return res
+	}
+	return nil
+}
+
+// policy checks what the message needs from the server before MAIL: size,
+// SMTPUTF8 and REQUIRETLS.
+func (s *session) policy(client *smtp.Client) *Result {
+	if s.msg.RequireTLS {
+		// RFC 8689 §4.2.1: only to a verified TLS peer that offers
+		// REQUIRETLS; another MX host may qualify.
+		if ok, _ := client.Extension("REQUIRETLS"); !ok || !s.verified {
+			return &Result{Status: TempFail, Code: codeRequireTLS, Reply: s.relay + " offers no verified TLS with REQUIRETLS, which the message requires", Relay: s.relay}
+		}
+	}
+	if s.msg.SMTPUTF8 {
+		// RFC 6531 §3.2: a message that needs SMTPUTF8 cannot go to a
+		// server that does not offer it.
+		if ok, _ := client.Extension("SMTPUTF8"); !ok {
+			return &Result{Status: PermFail, Code: "5.6.7", Reply: "553 5.6.7 " + s.relay + " does not support SMTPUTF8, which the message needs", Relay: s.relay}
+		}
+	}
+	return nil
+}
+
+// transaction sends MAIL, one RCPT per open recipient and the data.
+func (s *session) transaction(client *smtp.Client, open []int) (map[int]outcome, *Result) {
+	f, err := s.msg.Open()
+	if err != nil {
+		return nil, &Result{Status: TempFail, Code: "4.3.0", Reply: "reading the queued message: " + err.Error()}
+	}
+	defer f.Close()
+	size, err := crlfSize(f)
+	if err != nil {
+		return nil, &Result{Status: TempFail, Code: "4.3.0", Reply: "reading the queued message: " + err.Error()}
+	}
+	// RFC 1870 §6: do not send a message the server has said is too big.
+	if limit, ok := client.MaxMessageSize(); ok && limit > 0 && size > int64(limit) {
+		return nil, &Result{Status: PermFail, Code: "5.3.4", Reply: fmt.Sprintf("552 5.3.4 message size %d exceeds the limit of %d of %s", size, limit, s.relay), Relay: s.relay}
+	}
+	opts := &smtp.MailOptions{Size: size, RequireTLS: s.msg.RequireTLS, UTF8: s.msg.SMTPUTF8, EnvelopeID: s.msg.EnvID}
+	switch s.msg.Ret {
+	case "FULL":
+		opts.Return = smtp.DSNReturnFull
+	case "HDRS":
+		opts.Return = smtp.DSNReturnHeaders
+	}
+	if err := client.Mail(s.msg.From, opts); err != nil {
+		res := s.fail(err, "MAIL FROM")
+		return nil, res
+	}
+	dsn, _ := client.Extension("DSN")
+	out := map[int]outcome{}
+	var accepted []int
+	for _, i := range open {
+		r := s.msg.Recipients[i]
+		if err := client.Rcpt(r.Address, rcptOptions(r)); err != nil {
+			res := s.fail(err, "RCPT TO")
+			var se *smtp.SMTPError
+			if !errors.As(err, &se) {
+				// The connection broke: everyone still open tries
+				// the next host.
+				return out, res
+			}
+			out[i] = outcome{Result: *res, elsewhere: res.Status == TempFail}
+			continue
+		}
+		accepted = append(accepted, i)
+	}
+	if len(accepted) == 0 {
+		client.Reset()
+		return out, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return out, &Result{Status: TempFail, Code: "4.3.0", Reply: "reading the queued message: " + err.Error()}
+	}
+	setAll := func(o outcome) {
+		for _, i := range accepted {
+			out[i] = o
+		}
+	}
+	w, err := client.Data()
+	if err != nil {
+		res := s.fail(err, "DATA")
+		setAll(outcome{Result: *res, elsewhere: res.Status == TempFail})
+		return out, nil
+	}
+	// textproto's DotWriter turns LF into CRLF and stuffs leading dots.
+	if _, err := io.Copy(w, f); err != nil {
+		res := s.fail(err, "sending the message")
+		setAll(outcome{Result: *res, elsewhere: true})
+		return out, nil
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		res := s.fail(err, "end of data")
+		var se *smtp.SMTPError
+		// Without a reply the host may have accepted the message: leave
+		// the retry to the queue rather than send it elsewhere now.
+		setAll(outcome{Result: *res, elsewhere: errors.As(err, &se) && res.Status == TempFail})
+		return out, nil
+	}
+	reply := "250 " + resp.StatusText
+	code := "2.0.0"
+	if c, _, ok := strings.Cut(resp.StatusText, " "); ok && isEnhancedCode(c) {
+		code = c
+	}
+	setAll(outcome{Result: Result{Status: Delivered, Code: code, Reply: reply, Relay: s.relay, DSN: dsn}})
+	return out, nil
+}
+
+func rcptOptions(r Recipient) *smtp.RcptOptions {
+	opts := &smtp.RcptOptions{}
+	if r.Notify != "" {
+		for _, n := range strings.Split(r.Notify, ",") {
+			opts.Notify = append(opts.Notify, smtp.DSNNotify(n))
+		}
+	}
+	if typ, addr, ok := strings.Cut(r.ORCPT, ";"); ok {
+		switch strings.ToLower(typ) {
+		case "rfc822":
+			opts.OriginalRecipientType, opts.OriginalRecipient = smtp.DSNAddressTypeRFC822, addr
+		case "utf-8":
+			opts.OriginalRecipientType, opts.OriginalRecipient = smtp.DSNAddressTypeUTF8, addr
+		}
+	}
+	return opts
+}
+
+// fail turns an error of step into a Result: the server's reply for an
+// SMTP error, else a temporary network failure.
+func (s *session) fail(err error, step string) *Result {
+	var se *smtp.SMTPError
+	var te *textproto.Error
+	code, msg, enh := 0, "", ""
+	switch {
+	case errors.As(err, &se):
+		code, msg = se.Code, se.Message
+		if se.EnhancedCode != (smtp.EnhancedCode{}) && se.EnhancedCode != smtp.NoEnhancedCode {
+			enh = fmt.Sprintf("%d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+		}
+	case errors.As(err, &te):
+		code, msg = te.Code, te.Msg
+		if c, rest, ok := strings.Cut(te.Msg, " "); ok && isEnhancedCode(c) {
+			enh, msg = c, rest
+		}
+	default:
+		return &Result{Status: TempFail, Code: "4.4.2", Reply: fmt.Sprintf("%s with %s: %v", step, s.relay, err), Relay: s.relay}
+	}
+	status := TempFail
+	if code >= 500 {
+		status = PermFail
+	}
+	if enh == "" || enh[0] != byte('0'+code/100) {
+		enh = fmt.Sprintf("%d.0.0", code/100)
+	}
+	msg = strings.ReplaceAll(msg, "\n", " ")
+	return &Result{Status: status, Code: enh, Reply: fmt.Sprintf("%d %s %s (in reply to %s)", code, enh, msg, step), Relay: s.relay}
+}
+
+// isEnhancedCode reports whether s looks like an RFC 3463 code (2.1.5).
+func isEnhancedCode(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || len(parts[0]) != 1 || !strings.ContainsRune("245", rune(parts[0][0])) {
+		return false
+	}
+	for _, p := range parts[1:] {
+		if p == "" || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// crlfSize is the message's size on the wire (RFC 1870 SIZE counts CRLF).
+func crlfSize(f io.ReadSeeker) (int64, error) {
+	n, err := maildir.VirtualSize(f)
+	if err != nil {
+		return 0, err
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return n, err
+}
