@@ -129,10 +129,10 @@ func startServer(t *testing.T, configure func(*Server)) *fixture {
 }
 
 // waitSessions waits until every session so far has ended (their connections
-// were closed by the client or the server).
+// were closed by the client or the server) and logged.
 func (f *fixture) waitSessions(t *testing.T) {
 	t.Helper()
-	f.srv.sessions.Wait()
+	f.waitSessionsExcept(t, 0)
 }
 
 // client is a raw POP3 client that checks every octet.

@@ -80,6 +80,8 @@ func TestFailureDelaysDouble(t *testing.T) {
 	c.expectClosed()
 	f.waitSessions(t)
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if !slices.Equal(f.delays, want) {
 		t.Errorf("failure delays = %v, want %v", f.delays, want)
 	}
