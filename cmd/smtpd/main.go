@@ -1,0 +1,129 @@
+// Command smtpd is postkit's SMTP server: in MX mode (the default) it
+// receives mail for local domains, in submission mode (--submission) mail
+// from authenticated users, and puts it into the spool for sendq. See
+// smtpd(8); the work is done by packages smtpd and inetd.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/inetd"
+	"github.com/postkit/postkit/smtpd"
+	"github.com/postkit/postkit/sysexits"
+)
+
+func main() {
+	inetd.Init()
+	log.SetFlags(0)
+	log.SetPrefix("smtpd: ")
+	app := &cli.App{
+		Name:      "smtpd",
+		Usage:     "receive mail over SMTP into the postkit spool",
+		UsageText: "smtpd [--root DIR] [--submission] [--listen ADDR]... [--tls-implicit] [--user USER] [flags]",
+		Flags: append([]cli.Flag{
+			control.RootFlag(),
+			control.HostnameFlag(),
+			&cli.BoolFlag{
+				Name:    "submission",
+				Usage:   "submission mode (ports 587 and 465): AUTH required, send as your own addresses to anyone",
+				EnvVars: []string{"POSTKIT_SUBMISSION"},
+			},
+			&cli.DurationFlag{
+				Name:    "command-timeout",
+				Usage:   "time a client has to send each command line (RFC 5321: at least 5m)",
+				EnvVars: []string{"POSTKIT_SMTP_COMMAND_TIMEOUT"},
+				Value:   smtpd.DefaultCommandTimeout,
+			},
+			&cli.DurationFlag{
+				Name:    "data-timeout",
+				Usage:   "time a client has to send a whole DATA block or BDAT chunk",
+				EnvVars: []string{"POSTKIT_SMTP_DATA_TIMEOUT"},
+				Value:   smtpd.DefaultDataTimeout,
+			},
+			&cli.IntFlag{
+				Name:    "max-sessions",
+				Usage:   "concurrent sessions at most; more get 421",
+				EnvVars: []string{"POSTKIT_SMTP_MAX_SESSIONS"},
+				Value:   smtpd.DefaultMaxSessions,
+			},
+			&cli.IntFlag{
+				Name:    "max-sessions-per-client",
+				Usage:   "concurrent sessions from one IP address at most; more get 421",
+				EnvVars: []string{"POSTKIT_SMTP_MAX_SESSIONS_PER_CLIENT"},
+				Value:   smtpd.DefaultMaxSessionsPerClient,
+			},
+			&cli.DurationFlag{
+				Name:    "auth-failure-delay",
+				Usage:   "pause before answering a failed AUTH, doubled for each further one",
+				EnvVars: []string{"POSTKIT_SMTP_AUTH_FAILURE_DELAY"},
+				Value:   smtpd.DefaultAuthFailureDelay,
+			},
+		}, inetd.Flags()...),
+		HideHelpCommand: true,
+		Action:          run,
+		ExitErrHandler:  func(*cli.Context, error) {},
+	}
+	if err := app.Run(os.Args); err != nil {
+		log.Print(err)
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(sysexits.Usage)
+	}
+}
+
+// exitError carries the exit status of a failure after the flags parsed.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+func run(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", c.Args().First())
+	}
+	for _, name := range []string{"max-sessions", "max-sessions-per-client"} {
+		if c.Int(name) < 1 {
+			return fmt.Errorf("--%s must be at least 1", name)
+		}
+	}
+	root := control.FromContext(c)
+	hostname, err := root.Hostname(c.String("hostname"))
+	if err != nil {
+		return exitError{sysexits.Config, err}
+	}
+	cfg := inetd.ConfigFromContext(c, root)
+	tlsConf, err := cfg.TLSConfig()
+	if err != nil {
+		return exitError{sysexits.Config, err}
+	}
+	srv, err := smtpd.New(smtpd.Config{
+		Root:                 root,
+		Hostname:             hostname,
+		Submission:           c.Bool("submission"),
+		TLS:                  tlsConf,
+		CommandTimeout:       c.Duration("command-timeout"),
+		DataTimeout:          c.Duration("data-timeout"),
+		MaxSessions:          c.Int("max-sessions"),
+		MaxSessionsPerClient: c.Int("max-sessions-per-client"),
+		AuthFailureDelay:     c.Duration("auth-failure-delay"),
+		Log:                  log.Default(),
+	})
+	if err != nil {
+		return exitError{sysexits.Config, err}
+	}
+	if err := inetd.Serve(cfg, tlsConf, srv.Serve, srv.Shutdown); err != nil {
+		return exitError{sysexits.TempFail, err}
+	}
+	return nil
+}
