@@ -195,3 +195,28 @@ func TestMarkSeenKeepsFlags(t *testing.T) {
 		t.Errorf("cur/ after Expunge = %q, want 2 files", names)
 	}
 }
+
+func FuzzSizeCache(f *testing.F) {
+	f.Add([]byte("postkit-pop3-sizes 1\n28 24 1700000002.M2P100.test\n"))
+	f.Add([]byte("postkit-pop3-sizes 1\n1 2 a b c\n-1 2 x\n1 2\n\n9999999999999999999999 1 y\n"))
+	f.Add([]byte("something else\n1 1 x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cache := parseSizeCache(data)
+		for key, c := range cache {
+			if key == "" || c.vsize < 0 || c.size < 0 {
+				t.Fatalf("parseSizeCache(%q) gave entry %q %v", data, key, c)
+			}
+		}
+		// What is written reads back the same, for keys without newline
+		// (the scanner splits lines at '\n' only, so none come out of it).
+		again := parseSizeCache(marshalSizeCache(cache))
+		if len(again) != len(cache) {
+			t.Fatalf("round trip of %v gave %v", cache, again)
+		}
+		for key, c := range cache {
+			if again[key] != c {
+				t.Fatalf("round trip of %q: %v, want %v", key, again[key], c)
+			}
+		}
+	})
+}

@@ -26,7 +26,7 @@ import (
 // one line per message: VSIZE the size with CRLF line endings, SIZE the
 // file's size on disk when counted (a file of another size is counted
 // again), KEY the file name up to its first ':' (the part flag changes leave
-// alone; it may contain spaces but no newline). Lines that do not parse are
+// alone; it may contain spaces but no CR or LF). Lines that do not parse are
 // ignored. The file is only written by the session holding the POP3 lock,
 // atomically (safefile.WriteFile), and only lists messages present at that
 // login; deleting it loses nothing but time.
@@ -38,20 +38,26 @@ type cachedSize struct {
 	vsize, size int64
 }
 
-// readSizeCache reads the cache; a missing or foreign file is an empty cache.
+// readSizeCache reads the cache; a missing file is an empty cache.
 func readSizeCache(path string) (map[string]cachedSize, error) {
-	cache := map[string]cachedSize{}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return cache, nil
+		return map[string]cachedSize{}, nil
 	}
 	if err != nil {
-		return cache, fmt.Errorf("pop3: size cache: %w", err)
+		return map[string]cachedSize{}, fmt.Errorf("pop3: size cache: %w", err)
 	}
+	return parseSizeCache(data), nil
+}
+
+// parseSizeCache parses the cache file's contents. A file without the
+// header line is foreign (or from a future version) and taken as empty.
+func parseSizeCache(data []byte) map[string]cachedSize {
+	cache := map[string]cachedSize{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 64<<10)
 	if !sc.Scan() || sc.Text() != sizeCacheHeader {
-		return cache, nil
+		return cache
 	}
 	for sc.Scan() {
 		vs, rest, ok1 := strings.Cut(sc.Text(), " ")
@@ -63,20 +69,26 @@ func readSizeCache(path string) (map[string]cachedSize, error) {
 		}
 		cache[key] = cachedSize{vsize: vsize, size: size}
 	}
-	return cache, nil
+	return cache
 }
 
-// writeSizeCache replaces the cache with the given entries.
-func writeSizeCache(path string, cache map[string]cachedSize) error {
+// marshalSizeCache returns the file contents for the entries. Keys with CR
+// or LF would not read back and are left out (they are counted each time).
+func marshalSizeCache(cache map[string]cachedSize) []byte {
 	var b bytes.Buffer
 	b.WriteString(sizeCacheHeader + "\n")
 	for key, c := range cache {
-		if strings.ContainsAny(key, "\n") {
+		if strings.ContainsAny(key, "\r\n") {
 			continue
 		}
 		fmt.Fprintf(&b, "%d %d %s\n", c.vsize, c.size, key)
 	}
-	if err := safefile.WriteFile(path, b.Bytes(), 0o600); err != nil {
+	return b.Bytes()
+}
+
+// writeSizeCache replaces the cache with the given entries.
+func writeSizeCache(path string, cache map[string]cachedSize) error {
+	if err := safefile.WriteFile(path, marshalSizeCache(cache), 0o600); err != nil {
 		return fmt.Errorf("pop3: size cache: %w", err)
 	}
 	return nil
