@@ -855,3 +855,29 @@ poll localhost with proto POP3 service %s uidl
 		t.Errorf("after a run without keep cur/ has %d files, want 0", n)
 	}
 }
+
+// TestPOP3dTemporaryFailure: an unreadable users file gives [SYS/TEMP] and a
+// log line for the operator; it is read again at the next login.
+func TestPOP3dTemporaryFailure(t *testing.T) {
+	root, _ := pop3Root(t, true)
+	srv := startPOP3d(t, root, "--allow-plaintext-loopback")
+	usersFile := filepath.Join(root, "etc", "users")
+	good, err := os.ReadFile(usersFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pop3WriteFile(t, usersFile, "this line has no colon\n")
+	c := dialPOP3(t, srv.addr)
+	c.send("USER alice@example.org")
+	c.expect("+OK send PASS\r\n")
+	c.send("PASS secret")
+	c.expect("-ERR [SYS/TEMP] authentication temporarily unavailable\r\n")
+	srv.waitLog(t, func(l string) string {
+		if strings.Contains(l, "pop3: error") && strings.Contains(l, "malformed line") {
+			return l
+		}
+		return ""
+	})
+	pop3WriteFile(t, usersFile, string(good))
+	c.login()
+}
