@@ -187,7 +187,7 @@ func (c *Client) Deliver(ctx context.Context, domain string, route *routes.Route
 		if len(open) == 0 {
 			break
 		}
-		addrs, err := c.Resolver.Addrs(ctx, h.name)
+		addrs, err := c.addrs(ctx, h.name)
 		if err != nil {
 			setLast(Result{Status: TempFail, Code: "4.4.3", Reply: err.Error()})
 			continue
@@ -266,6 +266,9 @@ func (c *Client) hosts(ctx context.Context, domain string, route *routes.Route) 
 		}
 		return []host{{name: lit, port: port}}, nil
 	}
+	if c.Resolver == nil {
+		return nil, fmt.Errorf("remote: no DNS resolver to look up %s", domain)
+	}
 	mxs, err := c.Resolver.Hosts(ctx, domain)
 	if err != nil {
 		return nil, err
@@ -275,6 +278,17 @@ func (c *Client) hosts(ctx context.Context, domain string, route *routes.Route) 
 		hosts[i] = host{name: m.Name, port: port}
 	}
 	return hosts, nil
+}
+
+// addrs returns the addresses of a host name, or the IP address itself.
+func (c *Client) addrs(ctx context.Context, name string) ([]netip.Addr, error) {
+	if a, err := netip.ParseAddr(name); err == nil {
+		return []netip.Addr{a}, nil
+	}
+	if c.Resolver == nil {
+		return nil, fmt.Errorf("remote: no DNS resolver to look up %s", name)
+	}
+	return c.Resolver.Addrs(ctx, name)
 }
 
 func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {

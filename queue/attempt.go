@@ -1,0 +1,334 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/postkit/postkit/address"
+	"github.com/postkit/postkit/lda"
+	"github.com/postkit/postkit/remote"
+	"github.com/postkit/postkit/resolve"
+	"github.com/postkit/postkit/routes"
+	"github.com/postkit/postkit/spool"
+	"github.com/postkit/postkit/sysexits"
+)
+
+// attempt is one delivery attempt of one entry, made while holding its lock.
+type attempt struct {
+	r      *Runner
+	l      *spool.EntryLock
+	env    *spool.Envelope
+	sender address.Address
+	broken bool // an update failed: record nothing more
+}
+
+// job is the delivery of one envelope recipient (by index) to its target.
+type job struct {
+	rcpt   int
+	target resolve.Target
+}
+
+// outcome is what happened to one job.
+type outcome struct {
+	status remote.Status
+	code   string // RFC 3463
+	reply  string
+	relay  string // "local" for Maildir deliveries
+	dsn    bool   // the relay takes over success notifications
+}
+
+// batch is the outcomes of a group of jobs; outcomes is nil when the
+// attempt was cut short before the group started.
+type batch struct {
+	jobs     []job
+	outcomes []outcome
+}
+
+// attempt delivers entry id's pending recipients, if it is due.
+func (r *Runner) attempt(ctx context.Context, id string) {
+	l, err := r.spool.Lock(id, 0)
+	if err != nil {
+		if !errors.Is(err, spool.ErrNotFound) && !errors.Is(err, spool.ErrBusy) {
+			r.cfg.Logf("id=%s event=lock error=%q", id, err)
+		}
+		return
+	}
+	defer l.Unlock()
+	env, err := l.Load()
+	if err != nil {
+		r.cfg.Logf("id=%s event=load error=%q", id, err)
+		return
+	}
+	// The scan saw an older envelope: the entry may have been held or
+	// rescheduled since.
+	if env.Hold || env.NextAttempt.After(time.Now()) {
+		return
+	}
+	a := &attempt{r: r, l: l, env: env}
+	if env.From != "" {
+		if a.sender, err = address.Parse(env.From); err != nil {
+			r.cfg.Logf("id=%s event=sender from=%q error=%q", id, env.From, err)
+		}
+	}
+	a.run(ctx)
+}
+
+func (a *attempt) run(ctx context.Context) {
+	env := a.env
+	if env.Pending() {
+		a.deliver(ctx)
+	}
+	if a.broken {
+		return
+	}
+	if !env.Pending() {
+		if err := a.l.Remove(); err != nil {
+			a.r.cfg.Logf("id=%s event=remove error=%q", env.ID, err)
+			return
+		}
+		a.r.cfg.Logf("id=%s event=removed from=<%s> rcpts=%d", env.ID, env.From, len(env.Recipients))
+		return
+	}
+	if ctx.Err() != nil {
+		// Shutting down: the entry stays due for the next runner.
+		return
+	}
+	now := time.Now()
+	a.warnDelay(now)
+	env.NextAttempt = a.nextAttempt(now)
+	a.update()
+}
+
+// deliver makes one attempt for every pending recipient and records the
+// outcomes as they come in.
+func (a *attempt) deliver(ctx context.Context) {
+	res, err := resolve.Load(a.r.cfg.Root)
+	if err != nil {
+		// A broken users or aliases file is the operator's to fix:
+		// defer everyone rather than bounce.
+		var all []job
+		var outs []outcome
+		for i, rc := range a.env.Recipients {
+			if rc.State == spool.Pending {
+				all = append(all, job{rcpt: i})
+				outs = append(outs, outcome{status: remote.TempFail, code: "4.3.5", reply: "configuration error: " + err.Error()})
+			}
+		}
+		a.apply(ctx, batch{jobs: all, outcomes: outs})
+		return
+	}
+	jobs, early := a.expand(res)
+	if a.broken {
+		return
+	}
+	if len(early.jobs) > 0 {
+		a.apply(ctx, early)
+	}
+	groups := a.group(jobs)
+	results := make(chan batch, len(groups))
+	for _, g := range groups {
+		go func() { results <- g.run(ctx, a) }()
+	}
+	for range groups {
+		a.apply(ctx, <-results)
+	}
+}
+
+// expand resolves the pending recipients. An alias with several targets
+// is replaced in the envelope by its targets (with the alias as ORCPT), and
+// the envelope updated before anything is delivered, so that each target's
+// outcome is recorded on its own and a delivered target is never tried
+// again. Targets already in the envelope are not added twice. Recipients
+// that cannot be resolved come back in early.
+func (a *attempt) expand(res *resolve.Resolver) (jobs []job, early batch) {
+	env := a.env
+	present := map[string]bool{}
+	for _, rc := range env.Recipients {
+		present[strings.ToLower(rc.Address)] = true
+	}
+	var out []spool.Recipient
+	changed := false
+	fail := func(rc spool.Recipient, o outcome) {
+		out = append(out, rc)
+		early.jobs = append(early.jobs, job{rcpt: len(out) - 1})
+		early.outcomes = append(early.outcomes, o)
+	}
+	for _, rc := range env.Recipients {
+		if rc.State != spool.Pending {
+			out = append(out, rc)
+			continue
+		}
+		addr, err := address.Parse(rc.Address)
+		if err != nil {
+			fail(rc, outcome{status: remote.PermFail, code: "5.1.3", reply: "553 5.1.3 bad recipient address: " + err.Error()})
+			continue
+		}
+		targets, err := res.Resolve(addr)
+		switch {
+		case errors.Is(err, resolve.ErrUnknownUser):
+			fail(rc, outcome{status: remote.PermFail, code: "5.1.1", reply: "550 5.1.1 " + err.Error(), relay: "local"})
+		case errors.Is(err, resolve.ErrAliasLoop):
+			fail(rc, outcome{status: remote.PermFail, code: "5.4.6", reply: "550 5.4.6 " + err.Error(), relay: "local"})
+		case err != nil:
+			fail(rc, outcome{status: remote.TempFail, code: "4.3.5", reply: err.Error(), relay: "local"})
+		case len(targets) == 1:
+			out = append(out, rc)
+			jobs = append(jobs, job{rcpt: len(out) - 1, target: targets[0]})
+		default:
+			changed = true
+			orcpt := rc.ORCPT
+			if orcpt == "" {
+				orcpt = "rfc822;" + rc.Address
+			}
+			for _, t := range targets {
+				ta := targetAddress(t)
+				if present[strings.ToLower(ta)] {
+					continue
+				}
+				present[strings.ToLower(ta)] = true
+				out = append(out, spool.Recipient{Address: ta, ORCPT: orcpt, Notify: rc.Notify, Attempts: rc.Attempts})
+				jobs = append(jobs, job{rcpt: len(out) - 1, target: t})
+			}
+			a.r.cfg.Logf("id=%s event=expand rcpt=%s targets=%d", env.ID, rc.Address, len(targets))
+		}
+	}
+	if len(out) == 0 {
+		out, jobs, early = env.Recipients, nil, batch{}
+		changed = false
+	}
+	env.Recipients = out
+	if changed {
+		a.update()
+	}
+	return jobs, early
+}
+
+// targetAddress is the address a resolved target is recorded under: for a
+// local user with a detail, the subaddress, so that it resolves to the
+// same folder again.
+func targetAddress(t resolve.Target) string {
+	if t.Kind == resolve.Local && t.Detail != "" {
+		if a, err := address.Parse(t.Address.Local + "+" + t.Detail + "@" + t.Address.Domain); err == nil {
+			return a.String()
+		}
+	}
+	return t.Address.String()
+}
+
+// group is the jobs that travel together: all local ones, or the remote
+// ones of one destination.
+type group struct {
+	key    string // destination, for the concurrency limits
+	domain string
+	route  *routes.Route
+	jobs   []job
+}
+
+func (a *attempt) group(jobs []job) []*group {
+	var groups []*group
+	byKey := map[string]*group{}
+	for _, j := range jobs {
+		g := &group{key: "local"}
+		if j.target.Kind == resolve.Remote {
+			g.domain = j.target.Address.Domain
+			g.route = a.r.cfg.Routes.Lookup(g.domain)
+			g.key = "mx " + g.domain
+			if g.route != nil {
+				g.key = "route " + g.route.Addr()
+			}
+		}
+		if have, ok := byKey[g.key]; ok {
+			g = have
+		} else {
+			byKey[g.key] = g
+			groups = append(groups, g)
+		}
+		g.jobs = append(g.jobs, j)
+	}
+	return groups
+}
+
+// run delivers the group once it has its slots.
+func (g *group) run(ctx context.Context, a *attempt) batch {
+	d := a.r.acquire(ctx, g.key)
+	if d == nil {
+		return batch{jobs: g.jobs}
+	}
+	defer a.r.release(g.key, d)
+	b := batch{jobs: g.jobs, outcomes: make([]outcome, len(g.jobs))}
+	if g.key == "local" {
+		g.local(a, b.outcomes)
+		return b
+	}
+	if why, down := a.r.down(d); down {
+		for i := range b.outcomes {
+			b.outcomes[i] = outcome{status: remote.TempFail, code: why.Code, reply: why.Reply, relay: why.Relay}
+		}
+		return b
+	}
+	env := a.env
+	msg := &remote.Message{
+		From:       env.From,
+		RequireTLS: env.RequireTLS,
+		SMTPUTF8:   env.SMTPUTF8,
+		Ret:        env.Ret,
+		EnvID:      env.EnvID,
+		Open:       func() (io.ReadSeekCloser, error) { return a.l.OpenMessage() },
+	}
+	for _, j := range g.jobs {
+		rc := env.Recipients[j.rcpt]
+		msg.Recipients = append(msg.Recipients, remote.Recipient{Address: j.target.Address.String(), Notify: rc.Notify, ORCPT: rc.ORCPT})
+	}
+	rep := a.r.cfg.Remote.Deliver(ctx, g.domain, g.route, msg)
+	allTemp := true
+	for i, res := range rep.Results {
+		b.outcomes[i] = outcome{status: res.Status, code: res.Code, reply: res.Reply, relay: res.Relay, dsn: res.DSN}
+		allTemp = allTemp && res.Status == remote.TempFail
+	}
+	if !rep.Connected && allTemp && ctx.Err() == nil && len(rep.Results) > 0 {
+		a.r.markDown(d, rep.Results[0])
+	}
+	return b
+}
+
+// local delivers into Maildirs with lda, the same durable path as
+// deliver(8).
+func (g *group) local(a *attempt, outs []outcome) {
+	f, err := a.l.OpenMessage()
+	var msg *lda.Message
+	if err == nil {
+		msg, err = lda.ReadMessage(f)
+		f.Close()
+	}
+	for i, j := range g.jobs {
+		if err != nil {
+			outs[i] = outcome{status: remote.TempFail, code: "4.3.0", reply: "reading the queued message: " + err.Error(), relay: "local"}
+			continue
+		}
+		d, derr := lda.ToTarget(j.target, msg, lda.Options{Sender: a.sender, Hostname: a.r.cfg.Hostname})
+		outs[i] = localOutcome(d.Path, derr)
+	}
+}
+
+// localOutcome maps lda's result to an outcome: sysexits 75 is temporary,
+// every other failure permanent.
+func localOutcome(path string, err error) outcome {
+	o := outcome{relay: "local"}
+	switch code := lda.Code(err); {
+	case err == nil:
+		o.status, o.code, o.reply = remote.Delivered, "2.0.0", "delivered to "+path
+	case code == sysexits.TempFail:
+		o.status, o.code, o.reply = remote.TempFail, "4.2.0", err.Error()
+	case errors.Is(err, lda.ErrLoop):
+		o.status, o.code, o.reply = remote.PermFail, "5.4.6", err.Error()
+	case code == sysexits.NoUser:
+		o.status, o.code, o.reply = remote.PermFail, "5.1.1", err.Error()
+	default:
+		o.status, o.code, o.reply = remote.PermFail, "5.2.0", fmt.Sprintf("%v (exit code %d)", err, code)
+	}
+	return o
+}

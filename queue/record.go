@@ -1,0 +1,233 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/postkit/postkit/dsn"
+	"github.com/postkit/postkit/remote"
+	"github.com/postkit/postkit/spool"
+)
+
+// apply records a batch's outcomes in the envelope, enqueues the
+// notifications they call for, and then updates the envelope, so that a
+// crash in between at worst sends a notification twice.
+func (a *attempt) apply(ctx context.Context, b batch) {
+	if a.broken || b.outcomes == nil {
+		return
+	}
+	env := a.env
+	now := time.Now()
+	var failed, succeeded []dsn.Recipient
+	changed := false
+	for i, j := range b.jobs {
+		o := b.outcomes[i]
+		if o.status == remote.TempFail && ctx.Err() != nil {
+			// Cut short by shutdown: not an attempt worth counting.
+			continue
+		}
+		rc := &env.Recipients[j.rcpt]
+		changed = true
+		rc.Attempts++
+		rc.LastAttempt = now
+		if o.status == remote.TempFail && now.Sub(env.Arrival) >= a.r.cfg.Lifetime {
+			// RFC 5321 §4.5.4.1: give up after the queue lifetime.
+			o.status, o.code = remote.PermFail, "4.4.7"
+			o.reply = "message expired after " + a.r.cfg.Lifetime.String() + " in the queue; last error: " + o.reply
+		}
+		status := o.status.String()
+		switch o.status {
+		case remote.Delivered:
+			rc.State, rc.LastError = spool.Delivered, ""
+			if notifies(rc.Notify, "SUCCESS") && !o.dsn {
+				action := dsn.Delivered
+				if o.relay != "local" {
+					// RFC 3461 §5.2.2.2: the next hop does not do DSN.
+					action = dsn.Relayed
+				}
+				succeeded = append(succeeded, a.dsnRecipient(rc, o, action))
+			}
+		case remote.TempFail:
+			rc.LastError = o.reply
+		default:
+			rc.State, rc.LastError = spool.Failed, o.reply
+			if notifies(rc.Notify, "FAILURE") {
+				failed = append(failed, a.dsnRecipient(rc, o, dsn.Failed))
+			}
+		}
+		a.r.cfg.Logf("id=%s rcpt=%s status=%s relay=%s code=%s reply=%q attempts=%d delay=%s",
+			env.ID, rc.Address, status, relayName(o.relay), o.code, o.reply, rc.Attempts, now.Sub(env.Arrival).Round(time.Millisecond))
+	}
+	a.notify(failed)
+	a.notify(succeeded)
+	if changed {
+		a.update()
+	}
+}
+
+func relayName(r string) string {
+	if r == "" {
+		return "none"
+	}
+	return r
+}
+
+// notifies reports whether a recipient's NOTIFY asks for kind (SUCCESS,
+// FAILURE, DELAY). Without NOTIFY, failures and delays are reported
+// (RFC 3461 §4.1 leaves the default to the MTA; this is the usual one).
+func notifies(notify, kind string) bool {
+	if notify == "" {
+		return kind != "SUCCESS"
+	}
+	for _, n := range strings.Split(notify, ",") {
+		if n == kind {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *attempt) dsnRecipient(rc *spool.Recipient, o outcome, action dsn.Action) dsn.Recipient {
+	r := dsn.Recipient{
+		Address:     rc.Address,
+		ORCPT:       rc.ORCPT,
+		Action:      action,
+		Status:      o.code,
+		Diagnostic:  o.reply,
+		LastAttempt: rc.LastAttempt,
+	}
+	if name, _, ok := strings.Cut(o.relay, "["); ok {
+		r.RemoteMTA = name
+	}
+	if r.Status == "" {
+		r.Status = "5.0.0"
+	}
+	return r
+}
+
+// notify enqueues one report about rcpts to the envelope sender. Reports
+// go with the null sender, and none goes to the null sender: that is what
+// keeps a bounce from bouncing (RFC 5321 §4.5.5).
+func (a *attempt) notify(rcpts []dsn.Recipient) {
+	if len(rcpts) == 0 {
+		return
+	}
+	env := a.env
+	if env.From == "" {
+		for _, r := range rcpts {
+			a.r.cfg.Logf("id=%s rcpt=%s event=dsn action=%s status=dropped reason=%q", env.ID, r.Address, r.Action, "null sender")
+		}
+		return
+	}
+	f, err := a.l.OpenMessage()
+	if err != nil {
+		a.r.cfg.Logf("id=%s event=dsn status=failed error=%q", env.ID, err)
+		return
+	}
+	defer f.Close()
+	rep := &dsn.Report{
+		ReportingMTA: a.r.cfg.Hostname,
+		QueueID:      env.ID,
+		EnvID:        env.EnvID,
+		Arrival:      env.Arrival,
+		To:           env.From,
+		Recipients:   rcpts,
+		// RFC 8689 §5: a REQUIRETLS message is returned as headers only.
+		Full: env.Ret == "FULL" && !env.RequireTLS,
+	}
+	data, err := dsn.Build(rep, f)
+	if err != nil {
+		a.r.cfg.Logf("id=%s event=dsn status=failed error=%q", env.ID, err)
+		return
+	}
+	body := ""
+	for _, c := range data {
+		if c >= 0x80 {
+			body = spool.Body8BitMIME
+			break
+		}
+	}
+	notice := &spool.Envelope{
+		From:       "",
+		Recipients: []spool.Recipient{{Address: env.From, Notify: "NEVER"}},
+		Body:       body,
+		SMTPUTF8:   env.SMTPUTF8,
+	}
+	id, err := a.r.spool.Enqueue(notice, bytes.NewReader(data))
+	if err != nil {
+		a.r.cfg.Logf("id=%s event=dsn action=%s status=failed error=%q", env.ID, rcpts[0].Action, err)
+		return
+	}
+	a.r.cfg.Logf("id=%s event=dsn action=%s to=<%s> rcpts=%d dsn_id=%s", env.ID, rcpts[0].Action, env.From, len(rcpts), id)
+}
+
+// warnDelay sends the delay notification once the entry is older than
+// DelayWarning, to the recipients whose NOTIFY allows it.
+func (a *attempt) warnDelay(now time.Time) {
+	env := a.env
+	if env.DelayNotified || a.r.cfg.DelayWarning <= 0 || now.Sub(env.Arrival) < a.r.cfg.DelayWarning {
+		return
+	}
+	var rcpts []dsn.Recipient
+	for i := range env.Recipients {
+		rc := &env.Recipients[i]
+		if rc.State != spool.Pending || !notifies(rc.Notify, "DELAY") {
+			continue
+		}
+		code := "4.0.0"
+		if c, _, ok := strings.Cut(rc.LastError, " "); ok && len(c) == 3 && c[0] == '4' {
+			if f := strings.Fields(rc.LastError); len(f) > 1 && strings.HasPrefix(f[1], "4.") {
+				code = f[1]
+			}
+		}
+		rcpts = append(rcpts, dsn.Recipient{
+			Address: rc.Address, ORCPT: rc.ORCPT, Action: dsn.Delayed, Status: code,
+			Diagnostic: rc.LastError, LastAttempt: rc.LastAttempt,
+			WillRetryUntil: env.Arrival.Add(a.r.cfg.Lifetime),
+		})
+	}
+	a.notify(rcpts)
+	env.DelayNotified = true
+}
+
+// nextAttempt is when the entry is tried again: RetryMin after the first
+// attempt, doubling with every further one up to RetryMax, with ±10%
+// jitter so that entries deferred together do not come back together; and
+// never after the end of the queue lifetime, when the last try is made.
+func (a *attempt) nextAttempt(now time.Time) time.Time {
+	n := 1
+	for _, rc := range a.env.Recipients {
+		if rc.State == spool.Pending && rc.Attempts > n {
+			n = rc.Attempts
+		}
+	}
+	delay := a.r.cfg.RetryMin
+	for i := 1; i < n && delay < a.r.cfg.RetryMax; i++ {
+		delay *= 2
+	}
+	delay = min(delay, a.r.cfg.RetryMax)
+	delay = time.Duration(float64(delay) * (0.9 + 0.2*rand.Float64()))
+	next := now.Add(delay)
+	if end := a.env.Arrival.Add(a.r.cfg.Lifetime); next.After(end) {
+		next = end
+		if end.Before(now) {
+			next = now
+		}
+	}
+	return next
+}
+
+// update writes the envelope; a failure stops the attempt's recording (the
+// entry stays as it was on disk and is tried again).
+func (a *attempt) update() {
+	if a.broken {
+		return
+	}
+	if err := a.l.Update(a.env); err != nil {
+		a.broken = true
+		a.r.cfg.Logf("id=%s event=update error=%q", a.env.ID, err)
+	}
+}

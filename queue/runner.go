@@ -1,0 +1,297 @@
+// Package queue is sendq's queue runner: the one long-running process of
+// postkit. It watches the spool (package spool), delivers each entry's
+// pending recipients, local ones into their Maildir (package lda) and remote
+// ones over SMTP (package remote), records every outcome in the envelope,
+// retries with exponential backoff, sends delivery status notifications
+// (package dsn) and removes entries once every recipient is done.
+//
+// # Scheduling
+//
+// The runner scans the spool when spool.Watch reports a change and when the
+// earliest deferred entry falls due. Each due entry gets a goroutine that
+// holds the entry's lock for the whole attempt (so `sendq hold` and `rm`
+// wait for it). The attempt resolves its pending recipients (aliases are
+// expanded into the envelope first, so that a recipient delivered through
+// an alias is never delivered again), groups the remote ones by destination
+// (a domain, or the host a route names) and delivers the groups in
+// parallel: one SMTP transaction per group. A group waits for a slot of its
+// destination (Config.PerDestination) and then for a global slot
+// (Config.Concurrency), so a slow destination fills only its own slots.
+// A destination that could not be reached at all is remembered as down for
+// a while (RetryMin, at most 5 minutes), and its other mail is deferred at
+// once instead of waiting for the same timeouts again. At most
+// MaxActivePerSlot × Concurrency entries are in progress at a time.
+//
+// # Crash safety
+//
+// The envelope is rewritten (spool's atomic Update) after every group's
+// result, before anything else happens. Notifications are enqueued before
+// the envelope update that records the outcome they report. So a kill at any
+// moment loses nothing: a recipient whose delivery was in flight is still
+// pending in the envelope and is delivered again later (the only duplicate
+// possible), and a notification may at worst be sent twice.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/remote"
+	"github.com/postkit/postkit/routes"
+	"github.com/postkit/postkit/spool"
+)
+
+// Config is the runner's settings; sendq fills it from flags and control
+// files.
+type Config struct {
+	Root     control.Root
+	Hostname string
+	// RetryMin is the delay before the first retry, RetryMax the longest
+	// delay between two; delays double in between, with ±10% jitter.
+	RetryMin, RetryMax time.Duration
+	// Lifetime is how long an entry may stay: a temporary failure after
+	// it is final and bounces.
+	Lifetime time.Duration
+	// DelayWarning is the age after which senders who asked for delay
+	// notifications get one; 0 sends none.
+	DelayWarning time.Duration
+	// Concurrency and PerDestination limit deliveries in parallel.
+	Concurrency, PerDestination int
+	Remote                      *remote.Client
+	Routes                      *routes.Table
+	// Logf writes one log line (key=value pairs).
+	Logf func(format string, args ...any)
+}
+
+// Defaults of Config's fields, documented in sendq(8).
+const (
+	DefaultRetryMin       = 5 * time.Minute
+	DefaultRetryMax       = 4 * time.Hour
+	DefaultLifetime       = 5 * 24 * time.Hour
+	DefaultDelayWarning   = 4 * time.Hour
+	DefaultConcurrency    = 20
+	DefaultPerDestination = 5
+	// MaxActivePerSlot × Concurrency entries may be in progress at once
+	// (each holds an open file for its lock).
+	MaxActivePerSlot = 10
+	// cleanEvery is how often spool.Clean removes leftovers of crashed
+	// enqueuers; cleanAge is how old they must be.
+	cleanEvery = time.Hour
+	cleanAge   = time.Hour
+	// maxDownFor caps how long a destination is remembered as down.
+	maxDownFor = 5 * time.Minute
+)
+
+// Runner runs the queue of one spool.
+type Runner struct {
+	cfg    Config
+	spool  *spool.Spool
+	global chan struct{}
+
+	mu     sync.Mutex
+	dests  map[string]*destination
+	active map[string]bool
+	wg     sync.WaitGroup
+}
+
+// destination is the state shared by the deliveries to one destination.
+type destination struct {
+	slots     chan struct{}
+	refs      int
+	downUntil time.Time
+	downWhy   remote.Result
+}
+
+// New returns a Runner for sp. Zero fields of cfg get their defaults.
+func New(cfg Config, sp *spool.Spool) *Runner {
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = DefaultRetryMin
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = max(DefaultRetryMax, cfg.RetryMin)
+	}
+	if cfg.Lifetime <= 0 {
+		cfg.Lifetime = DefaultLifetime
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.PerDestination <= 0 {
+		cfg.PerDestination = DefaultPerDestination
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	return &Runner{
+		cfg:    cfg,
+		spool:  sp,
+		global: make(chan struct{}, cfg.Concurrency),
+		dests:  map[string]*destination{},
+		active: map[string]bool{},
+	}
+}
+
+// Run takes the spool's runner lock and runs the queue until ctx is done,
+// then waits for the attempts in progress: their deliveries are cut short,
+// and what they achieved is recorded. It fails with spool.ErrRunnerActive
+// when another runner holds the lock.
+func (r *Runner) Run(ctx context.Context) error {
+	lock, err := r.spool.LockRunner()
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	if n, err := r.spool.Clean(cleanAge); err != nil {
+		r.cfg.Logf("event=clean error=%q", err)
+	} else if n > 0 {
+		r.cfg.Logf("event=clean removed=%d", n)
+	}
+	lastClean := time.Now()
+	wake, err := r.spool.Watch(ctx)
+	if err != nil {
+		return err
+	}
+	// finished wakes the loop when an attempt ends, so that an entry
+	// left over by the active limit is started.
+	finished := make(chan struct{}, 1)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	defer r.wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-wake:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return errors.New("queue: the spool watch ended (spool directory removed?)")
+			}
+		case <-timer.C:
+		case <-finished:
+		}
+		if time.Since(lastClean) > cleanEvery {
+			if _, err := r.spool.Clean(cleanAge); err != nil {
+				r.cfg.Logf("event=clean error=%q", err)
+			}
+			lastClean = time.Now()
+		}
+		next := r.scan(ctx, finished)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(max(time.Until(next), 0))
+	}
+}
+
+// scan starts an attempt for every due entry that is not in progress, as
+// far as the active limit allows, and returns when the next one falls due.
+func (r *Runner) scan(ctx context.Context, finished chan<- struct{}) time.Time {
+	now := time.Now()
+	next := now.Add(cleanEvery)
+	envs, err := r.spool.List()
+	if err != nil {
+		// Damaged entries are reported and skipped; the rest go on.
+		r.cfg.Logf("event=scan error=%q", err)
+	}
+	sort.SliceStable(envs, func(i, j int) bool { return envs[i].NextAttempt.Before(envs[j].NextAttempt) })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	limit := MaxActivePerSlot * r.cfg.Concurrency
+	for _, env := range envs {
+		if env.Hold || r.active[env.ID] {
+			continue
+		}
+		if env.NextAttempt.After(now) {
+			if env.NextAttempt.Before(next) {
+				next = env.NextAttempt
+			}
+			continue
+		}
+		if len(r.active) >= limit {
+			// A finishing attempt triggers the next scan.
+			break
+		}
+		r.active[env.ID] = true
+		r.wg.Add(1)
+		go func(id string) {
+			defer r.wg.Done()
+			r.attempt(ctx, id)
+			r.mu.Lock()
+			delete(r.active, id)
+			r.mu.Unlock()
+			select {
+			case finished <- struct{}{}:
+			default:
+			}
+		}(env.ID)
+	}
+	return next
+}
+
+// acquire waits for a slot of destination key and a global slot; release
+// gives both back. It returns nil if ctx ends first.
+func (r *Runner) acquire(ctx context.Context, key string) *destination {
+	r.mu.Lock()
+	d := r.dests[key]
+	if d == nil {
+		d = &destination{slots: make(chan struct{}, r.cfg.PerDestination)}
+		r.dests[key] = d
+	}
+	d.refs++
+	r.mu.Unlock()
+	select {
+	case d.slots <- struct{}{}:
+		select {
+		case r.global <- struct{}{}:
+			return d
+		case <-ctx.Done():
+			<-d.slots
+		}
+	case <-ctx.Done():
+	}
+	r.unref(key, d)
+	return nil
+}
+
+func (r *Runner) release(key string, d *destination) {
+	<-r.global
+	<-d.slots
+	r.unref(key, d)
+}
+
+func (r *Runner) unref(key string, d *destination) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d.refs--
+	if d.refs == 0 && time.Now().After(d.downUntil) {
+		delete(r.dests, key)
+	}
+}
+
+// down returns why destination d is known to be down, if it is.
+func (r *Runner) down(d *destination) (remote.Result, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Now().Before(d.downUntil) {
+		return d.downWhy, true
+	}
+	return remote.Result{}, false
+}
+
+func (r *Runner) markDown(d *destination, why remote.Result) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d.downUntil = time.Now().Add(min(r.cfg.RetryMin, maxDownFor))
+	why.Reply = fmt.Sprintf("%s (destination down; not retried before %s)", why.Reply, d.downUntil.UTC().Format(time.TimeOnly))
+	d.downWhy = why
+}
