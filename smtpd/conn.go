@@ -70,6 +70,18 @@ type conn struct {
 	// them, on its own goroutine under BDAT.
 	inData, dataLast atomic.Bool
 
+	// go-smtp runs Data for BDAT on a goroutine that fetches the session
+	// only when it starts; if go-smtp closes the connection first, that
+	// goroutine panics on the nil session (go-smtp v0.25.1 recovers and logs
+	// it). So once a BDAT transfer is open, conn ends the session only after
+	// Data was entered: dataEntries counts Data calls, bdatWant is the count
+	// the open transfer needs.
+	dataEntries atomic.Int64
+	bdatLast    bool  // the BDAT being run has LAST
+	bdatOpen    bool  // a BDAT transfer is open in go-smtp
+	bdatMark    int64 // dataEntries when the BDAT line was handed on
+	bdatWant    int64
+
 	dead       atomic.Bool // the session is over: reads end, writes vanish
 	handedOver atomic.Bool // the transport lives on in a STARTTLS successor
 	closeOnce  sync.Once
@@ -106,6 +118,7 @@ func newConn(srv *Server, ln *listener, transport net.Conn, info *connInfo) *con
 // block or BDAT chunk.
 func (c *conn) Read(p []byte) (int, error) {
 	if c.dead.Load() || !c.handshake() {
+		c.awaitData()
 		return 0, io.EOF
 	}
 	for len(c.pending) == 0 {
@@ -116,6 +129,7 @@ func (c *conn) Read(p []byte) (int, error) {
 			return c.readChunk(p)
 		}
 		if !c.nextLine() {
+			c.awaitData()
 			return 0, io.EOF
 		}
 	}
@@ -181,13 +195,35 @@ func (c *conn) nextLine() bool {
 		}
 		c.mode, c.chunkLeft = modeChunk, size
 		c.inData.Store(false)
+		c.bdatLast = len(strings.Fields(arg)) == 2
+		c.bdatMark = c.dataEntries.Load()
+	case "MAIL", "RSET":
+		c.bdatOpen = false // go-smtp refuses MAIL during a transfer; RSET ends it
 	case "QUIT":
+		c.awaitData()
 		c.info.setResult("quit")
 	case "HELO", "EHLO":
+		c.bdatOpen = false
+		if domain, _, _ := strings.Cut(arg, " "); !printableASCII(domain) {
+			// RFC 5321 §4.1.1.1: a domain or address literal, which
+			// go-smtp would echo in its reply as it is.
+			c.reply(501, "5.5.4 Syntax: "+verb+" domain")
+			return true
+		}
 		c.info.setGreeting(verb)
 	}
 	c.lastVerb, c.lastArg = verb, arg
 	c.pending = line
+	return true
+}
+
+// printableASCII reports whether s is printable ASCII without spaces.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
 	return true
 }
 
@@ -378,6 +414,14 @@ func (c *conn) handshake() bool {
 	return true
 }
 
+// awaitData waits, at most a few seconds, until go-smtp's goroutine for an
+// open BDAT transfer has entered Data (see dataEntries).
+func (c *conn) awaitData() {
+	for i := 0; i < 2000 && c.dataEntries.Load() < c.bdatWant; i++ {
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // isTLS reports whether the session runs over TLS.
 func (c *conn) isTLS() bool { return c.tls != nil }
 
@@ -428,8 +472,15 @@ func (c *conn) replied(line string) {
 			c.inData.Store(true)
 		case code == 334:
 			c.mode = modeSASL
+		case c.lastVerb == "BDAT" && code == 250 && !c.bdatLast:
+			if !c.bdatOpen {
+				c.bdatOpen, c.bdatWant = true, c.bdatMark+1
+			}
 		case code >= 400:
 			c.info.addError()
+		}
+		if c.lastVerb == "BDAT" && (code != 250 || c.bdatLast) {
+			c.bdatOpen = false
 		}
 	}
 	c.write(out)

@@ -23,6 +23,7 @@ var errBareLineEnding = errors.New("smtpd: bare CR or LF in the message")
 const maxHeaderScan = 64 << 10
 
 func (s *session) Data(r io.Reader) error {
+	s.conn.dataEntries.Add(1)
 	s.mu.Lock()
 	tx := s.tx
 	s.mu.Unlock()

@@ -110,7 +110,7 @@ func (b *syncBuffer) String() string {
 
 // testServer is a Server on a loopback port.
 type testServer struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	root   control.Root
 	addr   string
@@ -128,7 +128,7 @@ func implicitTLS(_ *Config, ts *testServer) { ts.implicit = true }
 
 // startServer starts a Server in MX mode with STARTTLS on a fresh root,
 // changed by opts, and stops it when the test ends.
-func startServer(t *testing.T, opts ...serverOption) *testServer {
+func startServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
 	conf, _ := testTLS(t)
 	ts := &testServer{t: t, root: newRoot(t), log: &syncBuffer{}}
@@ -234,7 +234,7 @@ func (ts *testServer) sleepsSoFar() []time.Duration {
 
 // client speaks SMTP line by line, for dialogs where every byte matters.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	r    *bufio.Reader
 }
@@ -379,3 +379,5 @@ func (c *client) mx(from string, rcpts ...string) {
 		c.cmd("RCPT TO:<"+r+">", 250)
 	}
 }
+
+func newBufReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
