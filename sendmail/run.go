@@ -1,0 +1,44 @@
+package sendmail
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/postkit/postkit/sysexits"
+)
+
+// Commands are the queue commands that sendmail's -bp and -q run (sendq's
+// list and flush).
+type Commands struct {
+	List  func(w io.Writer) error
+	Flush func() error
+}
+
+// Run carries out a sendmail command line (args without the program name)
+// and returns the exit code (sysexits). Nothing is written on success:
+// cron mails whatever its jobs print, so a chatty sendmail would make mail
+// about mail. Errors go to stderr.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, env Env, cmds Commands) int {
+	inv, err := Parse(args)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return sysexits.Usage
+	}
+	switch inv.Mode {
+	case ModeList:
+		err = cmds.List(stdout)
+	case ModeFlush:
+		err = cmds.Flush()
+	case ModeNewAliases:
+		// etc/aliases is read as it is: there is no database to rebuild.
+	case ModeSMTP:
+		err = ServeSMTP(stdin, stdout, env)
+	default:
+		_, err = Send(inv, stdin, env)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return Code(err)
+	}
+	return sysexits.OK
+}
