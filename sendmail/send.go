@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
 	"strings"
 	"time"
 
@@ -156,4 +158,18 @@ func Code(err error) int {
 		return sysexits.DataErr
 	}
 	return sysexits.TempFail
+}
+
+// NewEnv returns the Env of a sendmail run by the current user: the host
+// name from the flag, etc/hostname or the system, and the login name.
+func NewEnv(root control.Root, hostnameFlag string) (Env, error) {
+	hostname, err := root.Hostname(hostnameFlag)
+	if err != nil {
+		return Env{}, err
+	}
+	name := os.Getenv("LOGNAME")
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	return Env{Root: root, Hostname: hostname, User: name}, nil
 }

@@ -195,3 +195,27 @@ func TestFlushHoldRemove(t *testing.T) {
 		t.Errorf("Hold(removed) = %v, want ErrNotFound", err)
 	}
 }
+
+func TestSendmailCommands(t *testing.T) {
+	root := control.Root(t.TempDir())
+	cmds := SendmailCommands(root)
+	var b strings.Builder
+	if err := cmds.List(&b); err != nil || b.String() != "Mail queue is empty\n" {
+		t.Errorf("-bp on a new root = %q, %v", b.String(), err)
+	}
+	sp, err := spool.Open(root.SpoolDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := enqueue(t, sp, "a@example.org", "b@example.org")
+	e.NextAttempt = time.Now().Add(time.Hour)
+	if err := sp.Update(e); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmds.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := sp.Due(time.Now()); len(due) != 1 {
+		t.Errorf("-q left %d entries due, want 1", len(due))
+	}
+}

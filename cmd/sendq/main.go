@@ -1,0 +1,141 @@
+// Command sendq runs postkit's mail queue (`sendq run`), lets the operator
+// inspect and steer it (list, show, flush, rm, hold, release) and is
+// postkit's sendmail(1) and mailq(1) when called by those names. See
+// sendq(8).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/queue"
+	"github.com/postkit/postkit/sendmail"
+	"github.com/postkit/postkit/sendq"
+	"github.com/postkit/postkit/spool"
+	"github.com/postkit/postkit/sysexits"
+)
+
+func main() {
+	unix.Umask(0o077)
+	log.SetFlags(0)
+	switch filepath.Base(os.Args[0]) {
+	case "sendmail", "newaliases":
+		log.SetPrefix("sendmail: ")
+		root := control.Root(os.Getenv("POSTKIT_ROOT"))
+		if root == "" {
+			root = control.DefaultRoot
+		}
+		args := os.Args[1:]
+		if filepath.Base(os.Args[0]) == "newaliases" {
+			args = []string{"-bi"}
+		}
+		os.Exit(runSendmail(root, os.Getenv("POSTKIT_HOSTNAME"), args))
+	case "mailq":
+		os.Args = append([]string{"sendq", "list"}, os.Args[1:]...)
+	}
+	log.SetPrefix("sendq: ")
+	id := func(c *cli.Context) string { return c.Args().First() }
+	withSpool := func(f func(c *cli.Context, sp *spool.Spool) error) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			sp, err := spool.Open(control.FromContext(c).SpoolDir())
+			if err != nil {
+				return err
+			}
+			return f(c, sp)
+		}
+	}
+	needID := func(f func(sp *spool.Spool, id string) error) cli.ActionFunc {
+		return withSpool(func(c *cli.Context, sp *spool.Spool) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("%w: give one queue ID (see sendq list)", errUsage)
+			}
+			return f(sp, id(c))
+		})
+	}
+	app := &cli.App{
+		Name:            "sendq",
+		Usage:           "postkit's queue runner, queue commands and sendmail interface",
+		Flags:           []cli.Flag{control.RootFlag(), control.HostnameFlag()},
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {},
+		Commands: []*cli.Command{
+			{Name: "run", Usage: "run the queue until SIGTERM or SIGINT", Action: run,
+				Flags: []cli.Flag{&cli.StringFlag{Name: "dns", Usage: "DNS resolver ADDR[:PORT] (default: etc/dns, else /etc/resolv.conf)"}}},
+			{Name: "list", Usage: "list the queue (mailq)", Action: withSpool(func(c *cli.Context, sp *spool.Spool) error { return sendq.List(os.Stdout, sp) })},
+			{Name: "show", Usage: "show an entry's envelope and message", ArgsUsage: "ID",
+				Action: needID(func(sp *spool.Spool, id string) error { return sendq.Show(os.Stdout, sp, id) })},
+			{Name: "flush", Usage: "retry an entry, or every entry, now", ArgsUsage: "[ID]",
+				Action: withSpool(func(c *cli.Context, sp *spool.Spool) error { _, err := sendq.Flush(sp, id(c)); return err })},
+			{Name: "rm", Usage: "remove an entry without delivering it", ArgsUsage: "ID", Action: needID(sendq.Remove)},
+			{Name: "hold", Usage: "keep the runner away from an entry", ArgsUsage: "ID",
+				Action: needID(func(sp *spool.Spool, id string) error { return sendq.Hold(sp, id, true) })},
+			{Name: "release", Usage: "undo hold", ArgsUsage: "ID",
+				Action: needID(func(sp *spool.Spool, id string) error { return sendq.Hold(sp, id, false) })},
+			{Name: "sendmail", Usage: "the sendmail(1) interface (sendq sendmail [sendmail options])", SkipFlagParsing: true,
+				Action: func(c *cli.Context) error {
+					if code := runSendmail(control.FromContext(c), c.String("hostname"), c.Args().Slice()); code != 0 {
+						os.Exit(code)
+					}
+					return nil
+				}},
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		log.Print(err)
+		os.Exit(exitCode(err))
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func exitCode(err error) int {
+	switch {
+	case errors.Is(err, errUsage):
+		return sysexits.Usage
+	case errors.Is(err, spool.ErrNotFound):
+		return sysexits.NoInput
+	case spool.IsTemporary(err), errors.Is(err, spool.ErrRunnerActive):
+		return sysexits.TempFail
+	}
+	return sysexits.Software
+}
+
+func run(c *cli.Context) error {
+	root := control.FromContext(c)
+	cfg, err := sendq.LoadConfig(root, sendq.Overrides{Hostname: c.String("hostname"), DNS: c.String("dns")})
+	if err != nil {
+		return fmt.Errorf("%w (configuration)", err)
+	}
+	cfg.Logf = log.Printf
+	sp, err := spool.Open(root.SpoolDir())
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log.Printf("event=start root=%s hostname=%s concurrency=%d per_destination=%d", root, cfg.Hostname, cfg.Concurrency, cfg.PerDestination)
+	if err := queue.New(cfg, sp).Run(ctx); err != nil {
+		return err
+	}
+	log.Printf("event=stop")
+	return nil
+}
+
+func runSendmail(root control.Root, hostnameFlag string, args []string) int {
+	env, err := sendmail.NewEnv(root, hostnameFlag)
+	if err != nil {
+		log.Print(err)
+		return sysexits.Config
+	}
+	return sendmail.Run(args, os.Stdin, os.Stdout, os.Stderr, env, sendq.SendmailCommands(root))
+}
