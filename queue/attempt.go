@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/postkit/postkit/address"
@@ -21,8 +22,12 @@ import (
 type attempt struct {
 	r      *Runner
 	l      *spool.EntryLock
-	env    *spool.Envelope
 	sender address.Address
+
+	// mu guards env and broken: the groups of an attempt run in parallel
+	// and record their outcomes as they finish.
+	mu     sync.Mutex
+	env    *spool.Envelope
 	broken bool // an update failed: record nothing more
 }
 
@@ -41,8 +46,7 @@ type outcome struct {
 	dsn    bool   // the relay takes over success notifications
 }
 
-// batch is the outcomes of a group of jobs; outcomes is nil when the
-// attempt was cut short before the group started.
+// batch is the outcomes of a group of jobs.
 type batch struct {
 	jobs     []job
 	outcomes []outcome
@@ -118,7 +122,7 @@ func (a *attempt) deliver(ctx context.Context) {
 				outs = append(outs, outcome{status: remote.TempFail, code: "4.3.5", reply: "configuration error: " + err.Error()})
 			}
 		}
-		a.apply(ctx, batch{jobs: all, outcomes: outs})
+		a.record(ctx, batch{jobs: all, outcomes: outs})
 		return
 	}
 	jobs, early := a.expand(res)
@@ -126,16 +130,17 @@ func (a *attempt) deliver(ctx context.Context) {
 		return
 	}
 	if len(early.jobs) > 0 {
-		a.apply(ctx, early)
+		a.record(ctx, early)
 	}
-	groups := a.group(jobs)
-	results := make(chan batch, len(groups))
-	for _, g := range groups {
-		go func() { results <- g.run(ctx, a) }()
+	var wg sync.WaitGroup
+	for _, g := range a.group(jobs) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.run(ctx, a)
+		}()
 	}
-	for range groups {
-		a.apply(ctx, <-results)
-	}
+	wg.Wait()
 }
 
 // expand resolves the pending recipients. An alias with several targets
@@ -233,6 +238,13 @@ func (a *attempt) group(jobs []job) []*group {
 	byKey := map[string]*group{}
 	for _, j := range jobs {
 		g := &group{key: "local"}
+		if j.target.Kind == resolve.Local {
+			// Each local delivery is recorded on its own, so a crash
+			// repeats at most the one in progress.
+			g.jobs = []job{j}
+			groups = append(groups, g)
+			continue
+		}
 		if j.target.Kind == resolve.Remote {
 			g.domain = j.target.Address.Domain
 			g.route = a.r.cfg.Routes.Lookup(g.domain)
@@ -252,24 +264,31 @@ func (a *attempt) group(jobs []job) []*group {
 	return groups
 }
 
-// run delivers the group once it has its slots.
-func (g *group) run(ctx context.Context, a *attempt) batch {
+// run delivers the group once it has its slots, and records the outcomes
+// before giving the slots back, so that with a concurrency of one no more
+// than one delivery is ever unrecorded.
+func (g *group) run(ctx context.Context, a *attempt) {
 	d := a.r.acquire(ctx, g.key)
 	if d == nil {
-		return batch{jobs: g.jobs}
+		return
 	}
 	defer a.r.release(g.key, d)
-	b := batch{jobs: g.jobs, outcomes: make([]outcome, len(g.jobs))}
+	a.record(ctx, batch{jobs: g.jobs, outcomes: g.deliver(ctx, a, d)})
+}
+
+func (g *group) deliver(ctx context.Context, a *attempt, d *destination) []outcome {
+	outs := make([]outcome, len(g.jobs))
 	if g.key == "local" {
-		g.local(a, b.outcomes)
-		return b
+		g.local(a, outs)
+		return outs
 	}
 	if why, down := a.r.down(d); down {
-		for i := range b.outcomes {
-			b.outcomes[i] = outcome{status: remote.TempFail, code: why.Code, reply: why.Reply, relay: why.Relay}
+		for i := range outs {
+			outs[i] = outcome{status: remote.TempFail, code: why.Code, reply: why.Reply, relay: why.Relay}
 		}
-		return b
+		return outs
 	}
+	a.mu.Lock()
 	env := a.env
 	msg := &remote.Message{
 		From:       env.From,
@@ -283,16 +302,17 @@ func (g *group) run(ctx context.Context, a *attempt) batch {
 		rc := env.Recipients[j.rcpt]
 		msg.Recipients = append(msg.Recipients, remote.Recipient{Address: j.target.Address.String(), Notify: rc.Notify, ORCPT: rc.ORCPT})
 	}
+	a.mu.Unlock()
 	rep := a.r.cfg.Remote.Deliver(ctx, g.domain, g.route, msg)
 	allTemp := true
 	for i, res := range rep.Results {
-		b.outcomes[i] = outcome{status: res.Status, code: res.Code, reply: res.Reply, relay: res.Relay, dsn: res.DSN}
+		outs[i] = outcome{status: res.Status, code: res.Code, reply: res.Reply, relay: res.Relay, dsn: res.DSN}
 		allTemp = allTemp && res.Status == remote.TempFail
 	}
 	if !rep.Connected && allTemp && ctx.Err() == nil && len(rep.Results) > 0 {
 		a.r.markDown(d, rep.Results[0])
 	}
-	return b
+	return outs
 }
 
 // local delivers into Maildirs with lda, the same durable path as

@@ -12,6 +12,13 @@ import (
 	"github.com/postkit/postkit/spool"
 )
 
+// record applies a batch's outcomes under the attempt's lock.
+func (a *attempt) record(ctx context.Context, b batch) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.apply(ctx, b)
+}
+
 // apply records a batch's outcomes in the envelope, enqueues the
 // notifications they call for, and then updates the envelope, so that a
 // crash in between at worst sends a notification twice.
