@@ -702,6 +702,52 @@ func TestSMTPdSocketActivationImplicitTLS(t *testing.T) {
 	}
 }
 
+// inetd "nowait" style (tcpserver): one smtpd per connection on stdin and
+// stdout, with STARTTLS, which hands the session over inside the process.
+func TestSMTPdTcpserverSTARTTLS(t *testing.T) {
+	tcpserver, err := exec.LookPath("tcpserver")
+	if err != nil {
+		t.Skip("tcpserver not installed (apt-get install ucspi-tcp)")
+	}
+	root, pool := smtpRoot(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	host, port, _ := net.SplitHostPort(addr)
+	l.Close()
+	cmd := exec.Command(tcpserver, "-v", "-R", "-H", "-l", "0", host, port,
+		Bin(t, "smtpd"), "--root", root, "--hostname", "mx.test")
+	srv := runSMTPd(t, cmd, func(line string) string {
+		if strings.HasPrefix(line, "tcpserver: status: 0/") {
+			return addr
+		}
+		return ""
+	})
+	for i := range 2 {
+		c, err := smtp.DialStartTLS(srv.addr, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Hello("client.test"); err != nil {
+			t.Fatal(err)
+		}
+		if err := smtpSend(c, "someone@remote.test", []string{"alice@example.org"}, smtpMessage); err != nil {
+			t.Fatalf("connection %d: %v", i+1, err)
+		}
+		c.Quit()
+		c.Close()
+	}
+	envs := smtpSpool(t, root)
+	if len(envs) != 2 {
+		t.Fatalf("spool has %d entries, want 2", len(envs))
+	}
+	if msg := smtpSpoolMessage(t, root, envs[0].ID); !strings.Contains(msg, "with ESMTPS (TLS1.3 ") {
+		t.Errorf("stored message:\n%s", msg)
+	}
+}
+
 // A smtpd killed in the middle of DATA leaves no entry in the spool.
 func TestSMTPdKilledMidDataLeavesNothing(t *testing.T) {
 	root, _ := smtpRoot(t)

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -193,7 +194,9 @@ func (c *conn) nextLine() bool {
 			c.reply(501, "5.5.4 Syntax: BDAT size [LAST]")
 			return true
 		}
-		c.mode, c.chunkLeft = modeChunk, size
+		if size > 0 {
+			c.mode, c.chunkLeft = modeChunk, size
+		}
 		c.inData.Store(false)
 		c.bdatLast = len(strings.Fields(arg)) == 2
 		c.bdatMark = c.dataEntries.Load()
@@ -440,7 +443,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	}
 	c.wbuf = append(c.wbuf, p...)
 	for {
-		i := strings.IndexByte(string(c.wbuf), '\n')
+		i := bytes.IndexByte(c.wbuf, '\n')
 		if i < 0 {
 			break
 		}

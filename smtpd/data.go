@@ -58,7 +58,7 @@ func (s *session) Data(r io.Reader) error {
 		Body:       strings.ToUpper(string(tx.opts.Body)),
 		AuthUser:   s.user,
 		ClientAddr: info.client,
-		Helo:       s.sc.Hostname(),
+		Helo:       tx.helo,
 	}
 	sp, err := spool.Open(s.srv.root.SpoolDir())
 	var id string
@@ -218,7 +218,7 @@ func (s *session) received(tx *transaction, rid string, now time.Time) string {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Received: from %s (%s)\r\n\tby %s (postkit) with %s", safeHelo(s.sc.Hostname()), from, s.srv.hostname, proto)
+	fmt.Fprintf(&b, "Received: from %s (%s)\r\n\tby %s (postkit) with %s", safeHelo(tx.helo), from, s.srv.hostname, proto)
 	if cs, ok := s.conn.tlsState(); ok {
 		fmt.Fprintf(&b, " (%s)", tlsDescription(cs))
 	}

@@ -48,6 +48,7 @@ type session struct {
 type transaction struct {
 	from     address.Address
 	opts     smtp.MailOptions
+	helo     string            // the HELO or EHLO argument
 	resolver *resolve.Resolver // users and aliases as of MAIL
 	rcpts    []spool.Recipient
 	seen     map[string]bool
@@ -90,7 +91,7 @@ func (s *session) Mail(_ string, opts *smtp.MailOptions) error {
 			s.conn.info.id, s.conn.info.client, logValue(s.user), logValue(from.String()))
 		return smtpError(553, smtp.EnhancedCode{5, 7, 1}, "Sender address <%s> is not yours (%s)", from, s.user)
 	}
-	s.tx = &transaction{from: from, opts: *opts, resolver: r, seen: map[string]bool{}}
+	s.tx = &transaction{from: from, opts: *opts, helo: s.sc.Hostname(), resolver: r, seen: map[string]bool{}}
 	return nil
 }
 
