@@ -25,7 +25,7 @@ import (
 //     lineLimit) get one 500 and are thrown away whole; empty, malformed and
 //     unknown commands get a 500 or 501 from conn itself. go-smtp thus never
 //     counts errors (it would hang up after three, with a 500); conn counts
-//     every 4xx and 5xx reply instead and says 421 after Server.MaxErrors.
+//     every 4xx and 5xx reply instead and says 421 after Config.MaxErrors.
 //   - It follows what go-smtp does with the bytes: after a 354 reply it hands
 //     on the DATA block up to and including the CRLF.CRLF that ends it, with
 //     go-smtp's own state machine, noting any bare CR or LF on the way (go-smtp

@@ -120,6 +120,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Hostname == "" {
 		return nil, fmt.Errorf("smtpd: no host name")
 	}
+	if cfg.CommandTimeout < 0 || cfg.DataTimeout < 0 || cfg.AuthFailureDelay < 0 {
+		return nil, fmt.Errorf("smtpd: negative timeout or delay")
+	}
+	if cfg.MaxSessions < 0 || cfg.MaxSessionsPerClient < 0 || cfg.MaxErrors < 0 {
+		return nil, fmt.Errorf("smtpd: negative limit")
+	}
 	var err error
 	if cfg.MaxMessageBytes == 0 {
 		if cfg.MaxMessageBytes, err = cfg.Root.Size("size-limit", DefaultMaxMessageBytes); err != nil {
