@@ -20,16 +20,11 @@
 package aliases
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 
@@ -296,54 +291,21 @@ const fileMode = 0o640
 // error from fn is returned unchanged and nothing is written. A rewritten
 // file keeps the old one's mode and, where allowed, owner and group.
 func Update(path string, fn func(t *Table) error) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("aliases: %w", err)
-	}
-	lock, err := safefile.LockFile(path+".lock", LockTimeout)
-	if err != nil {
-		return fmt.Errorf("aliases: %w", err)
-	}
-	defer lock.Unlock()
-
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("aliases: %w", err)
-	}
-	existed := err == nil
-	t, err := Parse(old, path)
-	if err != nil {
-		return err
-	}
-	if err := fn(t); err != nil {
-		return err
-	}
-	data := t.Marshal()
-	if existed && bytes.Equal(old, data) {
-		return nil
-	}
-	mode, uid, gid := os.FileMode(fileMode), -1, -1
-	if info, err := os.Stat(path); err == nil {
-		mode = info.Mode().Perm()
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(st.Uid), int(st.Gid)
+	var fnErr error
+	err := safefile.Update(path, fileMode, LockTimeout, func(old []byte) ([]byte, error) {
+		t, err := Parse(old, path)
+		if err != nil {
+			fnErr = err
+			return nil, err
 		}
-	}
-	err = safefile.Write(path, mode, func(w io.Writer) error {
-		// The temporary file is created with mode minus the umask; set the
-		// intended mode explicitly.
-		if f, ok := w.(*os.File); ok {
-			if err := f.Chmod(mode); err != nil {
-				return err
-			}
-			if uid >= 0 {
-				_ = f.Chown(uid, gid) // best effort: only root may give a file away
-			}
+		if err := fn(t); err != nil {
+			fnErr = err
+			return nil, err
 		}
-		_, err := w.Write(data)
-		return err
+		return t.Marshal(), nil
 	})
-	if err != nil {
+	if err != nil && err != fnErr {
 		return fmt.Errorf("aliases: %w", err)
 	}
-	return nil
+	return err
 }

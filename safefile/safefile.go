@@ -14,6 +14,7 @@
 package safefile
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -170,4 +172,58 @@ func LockFile(path string, timeout time.Duration) (*Lock, error) {
 // Unlock releases the lock.
 func (l *Lock) Unlock() error {
 	return l.f.Close()
+}
+
+// Update changes the shared file at path under its lock: it takes an flock
+// on path+".lock" (waiting up to lockTimeout), reads the file afresh (a
+// missing file reads as empty), calls change with the contents, and
+// atomically replaces the file with the result. An error from change is
+// returned unchanged and nothing is written; an unchanged result writes
+// nothing. A replaced file keeps its mode and, where the process may, its
+// owner and group (so an admin's chgrp survives); a new one gets perm,
+// whatever the umask.
+func Update(path string, perm os.FileMode, lockTimeout time.Duration, change func(old []byte) ([]byte, error)) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("safefile: %w", err)
+	}
+	lock, err := LockFile(path+".lock", lockTimeout)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("safefile: %w", err)
+	}
+	existed := err == nil
+	data, err := change(old)
+	if err != nil {
+		return err
+	}
+	if existed && bytes.Equal(old, data) {
+		return nil
+	}
+	mode, uid, gid := perm, -1, -1
+	if info, err := os.Stat(path); err == nil {
+		mode = info.Mode().Perm()
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			uid, gid = int(st.Uid), int(st.Gid)
+		}
+	}
+	return Write(path, mode, func(w io.Writer) error {
+		// CreateTemp's mode is reduced by the umask (mkuser runs with 077):
+		// set the intended one explicitly.
+		f := w.(*os.File)
+		if err := f.Chmod(mode); err != nil {
+			return err
+		}
+		if uid >= 0 {
+			// Best effort: only root may give a file away, and a non-root
+			// admin editing their own file keeps owning it.
+			_ = f.Chown(uid, gid)
+		}
+		_, err := w.Write(data)
+		return err
+	})
 }

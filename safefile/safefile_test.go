@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -95,4 +96,57 @@ func TestLockExcludesAndTimesOut(t *testing.T) {
 		t.Fatalf("LockFile after Unlock = %v", err)
 	}
 	l2.Unlock()
+}
+
+func TestUpdate(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "etc", "aliases")
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	appendLine := func(line string) func([]byte) ([]byte, error) {
+		return func(old []byte) ([]byte, error) { return append(old, line...), nil }
+	}
+	if err := Update(p, 0o640, time.Second, appendLine("a\n")); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := os.Stat(p); info.Mode().Perm() != 0o640 {
+		t.Errorf("new file mode %v, want 0640 despite umask 077", info.Mode().Perm())
+	}
+	os.Chmod(p, 0o604)
+	if err := Update(p, 0o640, time.Second, appendLine("b\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "a\nb\n" {
+		t.Errorf("contents %q, want a, b", got)
+	}
+	if info, _ := os.Stat(p); info.Mode().Perm() != 0o604 {
+		t.Errorf("rewritten mode %v, want the old 0604 kept", info.Mode().Perm())
+	}
+	before, _ := os.Stat(p)
+	if err := Update(p, 0o640, time.Second, func(old []byte) ([]byte, error) { return old, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.Stat(p); !os.SameFile(before, after) {
+		t.Error("an unchanged result replaced the file")
+	}
+	boom := errors.New("boom")
+	if err := Update(p, 0o640, time.Second, func([]byte) ([]byte, error) { return []byte("x"), boom }); err != boom {
+		t.Errorf("Update with failing change = %v, want the change's error unchanged", err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "a\nb\n" {
+		t.Errorf("contents after failed change %q, want unchanged", got)
+	}
+	// Concurrent updates never lose each other's changes.
+	done := make(chan error)
+	for i := range 10 {
+		go func() { done <- Update(p, 0o640, 10*time.Second, appendLine(string(rune('0'+i))+"\n")) }()
+	}
+	for range 10 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := os.ReadFile(p); strings.Count(string(got), "\n") != 12 {
+		t.Errorf("after 10 concurrent updates the file has %d lines, want 12", strings.Count(string(got), "\n"))
+	}
 }
