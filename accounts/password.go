@@ -10,6 +10,7 @@ import (
 
 	"github.com/postkit/postkit/sysexits"
 	"github.com/postkit/postkit/users"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -34,24 +35,42 @@ func ReadPassword(in *os.File, prompt io.Writer, confirm bool) (string, error) {
 	if !term.IsTerminal(fd) {
 		return readLine(in)
 	}
-	fmt.Fprint(prompt, "Password: ")
-	pw, err := term.ReadPassword(fd)
-	fmt.Fprintln(prompt)
+	pw, err := readNoEcho(in, prompt, "Password: ")
+	if err != nil || !confirm {
+		return pw, err
+	}
+	again, err := readNoEcho(in, prompt, "Again: ")
+	if err != nil {
+		return "", err
+	}
+	if again != pw {
+		return "", errorf(sysexits.DataErr, "the passwords differ; nothing changed, try again")
+	}
+	return pw, nil
+}
+
+// readNoEcho turns the terminal's echo off, then shows the prompt and reads
+// one line. The order matters: term.ReadPassword turns echo off only after a
+// prompt printed before it, so a password typed (or pasted) right after the
+// prompt appears would be echoed.
+func readNoEcho(in *os.File, prompt io.Writer, text string) (string, error) {
+	fd := int(in.Fd())
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
 		return "", classify(err)
 	}
-	if confirm {
-		fmt.Fprint(prompt, "Again: ")
-		again, err := term.ReadPassword(fd)
-		fmt.Fprintln(prompt)
-		if err != nil {
-			return "", classify(err)
-		}
-		if string(again) != string(pw) {
-			return "", errorf(sysexits.DataErr, "the passwords differ; nothing changed, try again")
-		}
+	quiet := *old
+	quiet.Lflag &^= unix.ECHO
+	quiet.Lflag |= unix.ICANON | unix.ISIG
+	quiet.Iflag |= unix.ICRNL
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+		return "", classify(err)
 	}
-	return string(pw), nil
+	defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
+	fmt.Fprint(prompt, text)
+	pw, err := readLine(in)
+	fmt.Fprintln(prompt)
+	return pw, err
 }
 
 // readLine reads one line of at most maxPasswordLine bytes; the final line
