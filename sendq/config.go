@@ -16,7 +16,8 @@
 //	timeout-data-block           3m   each write of message data
 //	timeout-data-end             10m  the reply to the final dot
 //	smtp-port                    25   TCP port of MX hosts (for tests)
-//	dns                          -    resolver address; else /etc/resolv.conf
+//	dns                          -    resolver address; else /etc/resolv.conf's,
+//	                                  else 127.0.0.1
 //	routes                       -    per-domain relay hosts (package routes)
 //	hostname                     -    EHLO name and DSN Reporting-MTA
 //
@@ -119,7 +120,9 @@ func LoadConfig(root control.Root, o Overrides) (queue.Config, error) {
 	if dns != "" {
 		res = mx.NewResolver(dns)
 	} else if res, err = mx.SystemResolver(ResolvConf); err != nil {
-		return cfg, fmt.Errorf("sendq: no DNS resolver (give --dns or etc/dns): %w", err)
+		// resolv.conf(5): without name servers, the one on the local
+		// machine is used.
+		res = mx.NewResolver("127.0.0.1")
 	}
 	cfg.Remote = &remote.Client{Hostname: cfg.Hostname, Resolver: res, Port: int(port), Timeouts: t}
 	return cfg, nil
