@@ -83,6 +83,8 @@ const (
 	// enqueuers; cleanAge is how old they must be.
 	cleanEvery = time.Hour
 	cleanAge   = time.Hour
+	// minScanGap is the least time between two scans of the spool.
+	minScanGap = 50 * time.Millisecond
 	// maxDownFor caps how long a destination is remembered as down.
 	maxDownFor = 5 * time.Minute
 )
@@ -152,6 +154,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.cfg.Logf("event=clean removed=%d", n)
 	}
 	lastClean := time.Now()
+	var lastScan time.Time
 	wake, err := r.spool.Watch(ctx)
 	if err != nil {
 		return err
@@ -182,6 +185,16 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			lastClean = time.Now()
 		}
+		// Every envelope update wakes the watch, our own included: under
+		// load, scan at most every minScanGap rather than once per update.
+		if wait := minScanGap - time.Since(lastScan); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		}
+		lastScan = time.Now()
 		next := r.scan(ctx, finished)
 		if !timer.Stop() {
 			select {
