@@ -130,6 +130,21 @@ func pop3Files(t *testing.T, root string) []string {
 	return names
 }
 
+// pop3UIDValidity returns the UIDVALIDITY in the header of alice's
+// dovecot-uidlist ("3 V<uidvalidity> N<next uid> G<guid>").
+func pop3UIDValidity(t *testing.T, root string) uint32 {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(pop3Maildir(root), "dovecot-uidlist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var validity uint32
+	if _, err := fmt.Sscanf(string(data), "3 V%d ", &validity); err != nil {
+		t.Fatalf("dovecot-uidlist header %q: %v", strings.SplitN(string(data), "\n", 2)[0], err)
+	}
+	return validity
+}
+
 // pop3Server is a running pop3d process.
 type pop3Server struct {
 	cmd  *exec.Cmd
@@ -393,16 +408,21 @@ func TestPOP3dPoplibCommands(t *testing.T) {
 	wantOK(t, res, steps, 6, []int{5, total})
 	wantOK(t, res, steps, 7, []any{fmt.Sprintf("+OK 5 messages (%d octets)", total), list, len(strings.Join(list, "\r\n")) + 2})
 	wantOK(t, res, steps, 8, fmt.Sprintf("+OK 2 %d", len(msgs[1])))
+	// Dovecot's default UIDLs: UID and UIDVALIDITY from the dovecot-uidlist
+	// pop3d made, the messages numbered in order of arrival.
+	validity := pop3UIDValidity(t, root)
+	var wantUIDLs []string
+	for uid := 1; uid <= 5; uid++ {
+		wantUIDLs = append(wantUIDLs, fmt.Sprintf("%d %08X%08X", uid, uid, validity))
+	}
 	uidls, _ := res[9].OK.([]any)
 	if len(uidls) != 3 {
 		t.Fatalf("uidl() = %v", res[9].OK)
 	}
-	lines, _ := uidls[1].([]any)
-	want := []string{"1 1000000001.P1.other", "2 1000000002.P1.other", "3 1000000003.P1.other", "4 1000000004.P1.other"}
-	if len(lines) != 5 || !slices.Equal(anyStrings(lines[:4]), want) || !regexp.MustCompile(`^5 [!-~]{1,70}$`).MatchString(lines[4].(string)) {
-		t.Errorf("uidl() lines = %q, want %q and a fifth", lines, want)
+	if lines, _ := uidls[1].([]any); !slices.Equal(anyStrings(lines), wantUIDLs) {
+		t.Errorf("uidl() lines = %q, want %q", lines, wantUIDLs)
 	}
-	wantOK(t, res, steps, 10, "+OK 1 1000000001.P1.other")
+	wantOK(t, res, steps, 10, "+OK "+wantUIDLs[0])
 	// RETR: poplib undoes the dot-stuffing and counts the octets of the
 	// lines with CRLF; both must match the message and its LIST size.
 	for i, m := range msgs {
@@ -436,7 +456,7 @@ func TestPOP3dPoplibCommands(t *testing.T) {
 	wantOK(t, res, steps, 27, "+OK bye, 1 messages deleted")
 
 	line := srv.waitSession(t, 1)
-	if !strings.Contains(line, "user=alice@example.org tls=false retrieved=5 deleted=1 result=quit") {
+	if !regexp.MustCompile(`^pop3d: session client=127\.0\.0\.1:\d+ user=alice@example\.org tls=false retrieved=5 deleted=1 result=quit$`).MatchString(line) {
 		t.Errorf("session log line = %q", line)
 	}
 	files := pop3Files(t, root)
@@ -543,7 +563,7 @@ func TestPOP3dWireBytes(t *testing.T) {
 	if _, err := io.WriteString(c.conn, "NOOP\r\nLIST 4\r\nUIDL 4\r\nNOOP\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	c.expect("+OK\r\n+OK 4 26\r\n+OK 4 1000000004.P1.other\r\n+OK\r\n")
+	c.expect(fmt.Sprintf("+OK\r\n+OK 4 26\r\n+OK 4 %08X%08X\r\n+OK\r\n", 4, pop3UIDValidity(t, root)))
 	// An overlong command is refused and the session goes on.
 	c.send("NOOP " + strings.Repeat("x", 300))
 	c.expect("-ERR line too long (RFC 2449 §4: at most 255 octets)\r\n")
@@ -608,7 +628,8 @@ func TestPOP3dAppPassword(t *testing.T) {
 }
 
 // TestPOP3dUIDLStable: UIDLs stay the same across sessions, after RETR
-// marked a message seen and after another program added a flag.
+// marked a message seen, after another program added a flag, and after other
+// messages were deleted.
 func TestPOP3dUIDLStable(t *testing.T) {
 	root, _ := pop3Root(t, true)
 	srv := startPOP3d(t, root, "--allow-plaintext-loopback")
@@ -633,17 +654,47 @@ func TestPOP3dUIDLStable(t *testing.T) {
 	if !strings.HasSuffix(delivered, ":2,S") {
 		t.Errorf("RETR 5 did not mark %q seen", delivered)
 	}
+	want := uidlLines(t, first[2])
+	if len(want) != 5 {
+		t.Fatalf("first UIDL listing %q, want 5 lines", want)
+	}
 	// An IMAP client flags message 1.
 	cur := filepath.Join(pop3Maildir(root), "cur")
 	if err := os.Rename(filepath.Join(cur, "1000000001.P1.other:2,"), filepath.Join(cur, "1000000001.P1.other:2,F")); err != nil {
 		t.Fatal(err)
 	}
 	_, second := poplib(t, srv.addr, "plain", "", steps...)
-	a, _ := json.Marshal(first[2].OK)
-	b, _ := json.Marshal(second[2].OK)
-	if !bytes.Equal(a, b) {
-		t.Errorf("UIDL changed between sessions:\n%s\n%s", a, b)
+	if got := uidlLines(t, second[2]); !slices.Equal(got, want) {
+		t.Errorf("UIDL after a flag change = %q, want %q", got, want)
 	}
+	// Messages 2 and 4 are deleted, one by POP3, one by another program.
+	poplib(t, srv.addr, "plain", "", step("user", "alice@example.org"), step("pass_", "secret"), step("dele", 2), step("quit"))
+	if err := os.Remove(filepath.Join(cur, "1000000004.P1.other:2,")); err != nil {
+		t.Fatal(err)
+	}
+	_, third := poplib(t, srv.addr, "plain", "", step("user", "alice@example.org"), step("pass_", "secret"), step("uidl"), step("quit"))
+	var kept []string
+	for i, l := range []int{0, 2, 4} {
+		_, uid, _ := strings.Cut(want[l], " ")
+		kept = append(kept, fmt.Sprintf("%d %s", i+1, uid))
+	}
+	if got := uidlLines(t, third[2]); !slices.Equal(got, kept) {
+		t.Errorf("UIDL after deleting messages 2 and 4 = %q, want %q", got, kept)
+	}
+}
+
+// uidlLines returns the lines of a poplib uidl() result.
+func uidlLines(t *testing.T, r poplibResult) []string {
+	t.Helper()
+	if r.Err != "" {
+		t.Fatalf("uidl: %s", r.Err)
+	}
+	res, _ := r.OK.([]any)
+	if len(res) != 3 {
+		t.Fatalf("uidl() = %v", r.OK)
+	}
+	lines, _ := res[1].([]any)
+	return anyStrings(lines)
 }
 
 // TestPOP3dInUseAndKill9: a second pop3d process sees the mailbox locked
@@ -873,7 +924,7 @@ func TestPOP3dTemporaryFailure(t *testing.T) {
 	c.send("PASS secret")
 	c.expect("-ERR [SYS/TEMP] authentication temporarily unavailable\r\n")
 	srv.waitLog(t, func(l string) string {
-		if strings.Contains(l, "pop3: error") && strings.Contains(l, "malformed line") {
+		if strings.HasPrefix(l, "pop3d: error client=") && strings.Contains(l, "malformed line") {
 			return l
 		}
 		return ""
@@ -881,3 +932,4 @@ func TestPOP3dTemporaryFailure(t *testing.T) {
 	pop3WriteFile(t, usersFile, string(good))
 	c.login()
 }
+

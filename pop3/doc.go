@@ -24,10 +24,18 @@
 // At login the session takes an exclusive flock(2) on the file LockFile
 // ("pop3.lock") in the Maildir root and keeps it until the session ends;
 // another session for the same mailbox is refused with [IN-USE] (RFC 1939 §8).
-// Then every file in new/ is renamed to cur/NAME:2, (as Dovecot does) and the
-// listing is made from cur/, sorted by delivery time (the SECONDS.M<usec>
-// that starts the name, else the file's mtime), then by name. It stays fixed
-// for the session: messages delivered meanwhile appear at the next login.
+// Then it brings the Maildir's dovecot-uidlist up to date (package
+// maildir/uidlist: Dovecot's file, format and locks, which gives every new
+// message the next IMAP UID), and the listing is the messages it lists, in
+// UID order. It stays fixed for the session: messages delivered meanwhile
+// appear at the next login. The listed messages still in new/ are renamed
+// to cur/NAME:2, (as Dovecot does).
+//
+// pop3d keeps the uidlist even where no IMAP server runs, as Dovecot's pop3
+// does, so that UIDLs never change when imapd or Dovecot later starts
+// serving the mailbox. A uidlist that cannot be read or updated (its lock
+// held too long) fails the login with [SYS/TEMP] rather than give other
+// UIDLs.
 //
 // Sizes are those of the message with CRLF line endings, the octets RETR
 // sends before dot-stuffing: the ",W=" field of the name, else counted once
@@ -40,5 +48,12 @@
 // another program renamed (flag change) is found again by its name up to
 // ':'; one it removed is skipped.
 //
-// The unique-id listing (UIDL) is computed by UID from the file name.
+// # Unique ids
+//
+// The UIDL of a message is Dovecot's default (pop3_uidl_format
+// "%08Xu%08Xv", see UIDL): its UID and the mailbox's UIDVALIDITY as 8
+// upper-case hex digits each, so pop3d and Dovecot's pop3 give the same
+// UIDLs for the same Maildir. As in Dovecot, a migrated mailbox's uidlist
+// may override them: a record's P field is its UIDL (empty: the file name
+// up to ':'), and O fields set the listing order.
 package pop3

@@ -1,8 +1,7 @@
 package pop3
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -11,10 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/postkit/postkit/maildir"
+	"github.com/postkit/postkit/maildir/uidlist"
 	"github.com/postkit/postkit/safefile"
 )
 
@@ -28,12 +27,14 @@ const LockFile = "pop3.lock"
 type Maildrop struct {
 	dir   maildir.Dir
 	lock  *safefile.Lock
-	files []string // current name in cur/ of each message
+	files []string // name in cur/ of each message, as last seen (see withFile)
 	msgs  []Message
 }
 
 // OpenMaildir locks the Maildir at path, creating it if it does not exist
-// yet, moves new messages to cur/, and makes the listing. It returns ErrInUse
+// yet, makes the listing from its dovecot-uidlist (package uidlist, which
+// gives new messages their UIDs), and moves the listed messages in new/ to
+// cur/. It returns ErrInUse
 // when another session holds the lock. Problems that do not stop the session
 // (the size cache cannot be written) go to logger, if not nil.
 func OpenMaildir(path string, logger *log.Logger) (*Maildrop, error) {
@@ -58,110 +59,97 @@ func OpenMaildir(path string, logger *log.Logger) (*Maildrop, error) {
 	return m, nil
 }
 
-// entry is a message file found in cur/ with what sorts it.
-type entry struct {
-	name      string
-	sec, usec int64
+// list brings the UID list up to date, builds the listing from it and moves
+// the listed messages from new/ to cur/.
+func (m *Maildrop) list(logger *log.Logger) error {
+	// The UID list first: what it finds is the session's listing, so a
+	// message delivered afterwards waits in new/ for the next login.
+	state, err := uidlist.Open(string(m.dir), nil).Sync()
+	if err != nil {
+		return fmt.Errorf("pop3: %w", err)
+	}
+	// UID order, except for the POP3 order a migrated mailbox may record
+	// (Dovecot's pop3 sorts by MAIL_SORT_POP3_ORDER, ties by UID).
+	entries := slices.Clone(state.Entries)
+	slices.SortStableFunc(entries, func(a, b uidlist.Entry) int {
+		return cmp.Compare(pop3Order(a), pop3Order(b))
+	})
+	m.files = make([]string, 0, len(entries))
+	m.msgs = make([]Message, 0, len(entries))
+	for _, e := range entries {
+		name := e.Name()
+		if e.InNew() {
+			// As Dovecot does, a message a reader has seen goes to cur/
+			// with ":2," added. An IMAP session may move it first; its
+			// name up to ':' finds it then (withFile).
+			cur, err := m.dir.MoveToCur(name)
+			switch {
+			case err == nil:
+				name = cur
+			case errors.Is(err, fs.ErrNotExist):
+				name = e.Base
+			default:
+				return fmt.Errorf("pop3: %w", err)
+			}
+		}
+		m.files = append(m.files, name)
+		m.msgs = append(m.msgs, Message{UID: entryUIDL(e, state.UIDValidity), Size: e.VSize})
+	}
+	return m.countSizes(logger)
 }
 
-// list moves new/ to cur/ and builds the listing.
-func (m *Maildrop) list(logger *log.Logger) error {
-	news, err := os.ReadDir(m.dir.New())
-	if err != nil {
-		return fmt.Errorf("pop3: %w", err)
-	}
-	for _, e := range news {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		// As Dovecot does, a message a reader has seen goes to cur/
-		// with ":2," added. An IMAP session may move it first.
-		if _, err := m.dir.MoveToCur(e.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("pop3: %w", err)
-		}
-	}
-	curs, err := os.ReadDir(m.dir.Cur())
-	if err != nil {
-		return fmt.Errorf("pop3: %w", err)
-	}
-	var entries []entry
-	for _, e := range curs {
-		if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() {
-			continue
-		}
-		sec, usec, ok := deliveryTime(e.Name())
-		if !ok {
-			info, err := e.Info()
-			if err != nil {
-				continue // removed meanwhile
-			}
-			sec, usec = info.ModTime().Unix(), int64(info.ModTime().Nanosecond()/1000)
-		}
-		entries = append(entries, entry{name: e.Name(), sec: sec, usec: usec})
-	}
-	// The listing is in delivery order (RFC 1939 leaves the order to the
-	// server; oldest first is what clients expect).
-	slices.SortFunc(entries, func(a, b entry) int {
-		if a.sec != b.sec {
-			return cmpInt(a.sec, b.sec)
-		}
-		if a.usec != b.usec {
-			return cmpInt(a.usec, b.usec)
-		}
-		return strings.Compare(a.name, b.name)
-	})
-
+// countSizes fills in the sizes that neither the file names nor the UID list
+// record, from the size cache or by reading the files, and drops messages
+// removed meanwhile.
+func (m *Maildrop) countSizes(logger *log.Logger) error {
 	cachePath := filepath.Join(string(m.dir), SizeCacheFile)
 	cache, err := readSizeCache(cachePath)
 	if err != nil && logger != nil {
-		logger.Printf("pop3: warning maildir=%s error=%s", quote(string(m.dir)), quote(err.Error()))
+		logger.Printf("warning maildir=%s error=%s", quote(string(m.dir)), quote(err.Error()))
 	}
 	used := map[string]cachedSize{}
 	changed := false
-	seen := map[string]bool{}
-	for _, e := range entries {
-		key, _, _ := strings.Cut(e.name, ":")
-		vsize := maildir.ParseName(e.name).VSize
-		if vsize < 0 {
+	kept := 0
+	for i := range m.msgs {
+		if m.msgs[i].Size < 0 {
+			key := uidlist.BaseName(m.files[i])
 			var c cachedSize
 			var ok bool
-			c, ok, err = m.cachedVSize(e.name, cache[key])
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // removed meanwhile
+			err := m.withFile(i, func(path string) error {
+				var err error
+				c, ok, err = cachedVSize(path, cache[key])
+				return err
+			})
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotMessage) {
+				continue // removed meanwhile, or a directory
 			}
 			if err != nil {
 				return err
 			}
 			changed = changed || !ok
 			used[key] = c
-			vsize = c.vsize
+			m.msgs[i].Size = c.vsize
 		}
-		uid := UID(e.name)
-		if seen[uid] {
-			// Two files with the same name before ':' (a Maildir copied
-			// together by hand): RFC 1939 §7 wants unique values, so the
-			// second one is named by its whole file name, which has a ':'
-			// and so cannot be anyone's key.
-			sum := sha256.Sum256([]byte(e.name))
-			uid = "%%" + hex.EncodeToString(sum[:])
-		}
-		seen[uid] = true
-		m.files = append(m.files, e.name)
-		m.msgs = append(m.msgs, Message{UID: uid, Size: vsize})
+		m.files[kept], m.msgs[kept] = m.files[i], m.msgs[i]
+		kept++
 	}
+	m.files, m.msgs = m.files[:kept], m.msgs[:kept]
 	if changed || len(used) != len(cache) {
 		if err := writeSizeCache(cachePath, used); err != nil && logger != nil {
-			logger.Printf("pop3: warning maildir=%s error=%s", quote(string(m.dir)), quote(err.Error()))
+			logger.Printf("warning maildir=%s error=%s", quote(string(m.dir)), quote(err.Error()))
 		}
 	}
 	return nil
 }
 
-// cachedVSize returns the size with CRLF line endings of the file name in
-// cur/, from the cache entry c if it is for a file of the same size, else by
+// errNotMessage is returned for an entry of cur/ that is not a regular file.
+var errNotMessage = errors.New("pop3: not a message file")
+
+// cachedVSize returns the size with CRLF line endings of the file at path,
+// from the cache entry c if it is for a file of the same size, else by
 // reading the file. ok reports that c was used.
-func (m *Maildrop) cachedVSize(name string, c cachedSize) (cachedSize, bool, error) {
-	f, err := os.Open(filepath.Join(m.dir.Cur(), name))
+func cachedVSize(path string, c cachedSize) (cachedSize, bool, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return c, false, fmt.Errorf("pop3: %w", err)
 	}
@@ -170,46 +158,17 @@ func (m *Maildrop) cachedVSize(name string, c cachedSize) (cachedSize, bool, err
 	if err != nil {
 		return c, false, fmt.Errorf("pop3: %w", err)
 	}
+	if !info.Mode().IsRegular() {
+		return c, false, errNotMessage
+	}
 	if c.size == info.Size() && c.vsize >= c.size {
 		return c, true, nil
 	}
 	vsize, err := maildir.VirtualSize(f)
 	if err != nil {
-		return c, false, fmt.Errorf("pop3: counting size of %s: %w", name, err)
+		return c, false, fmt.Errorf("pop3: counting size of %s: %w", filepath.Base(path), err)
 	}
 	return cachedSize{vsize: vsize, size: info.Size()}, false, nil
-}
-
-// deliveryTime reads the seconds and microseconds from a name of the form
-// SECONDS.M<usec>... (Dovecot's and postkit's); usec is 0 for the older
-// SECONDS.PID.HOST form.
-func deliveryTime(name string) (sec, usec int64, ok bool) {
-	s, rest, found := strings.Cut(name, ".")
-	if !found {
-		return 0, 0, false
-	}
-	sec, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || sec < 0 {
-		return 0, 0, false
-	}
-	if rest, found := strings.CutPrefix(rest, "M"); found {
-		end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
-		if end < 0 {
-			end = len(rest)
-		}
-		usec, _ = strconv.ParseInt(rest[:end], 10, 64)
-	}
-	return sec, usec, true
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Messages returns the listing fixed at login.

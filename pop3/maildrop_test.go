@@ -5,8 +5,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/postkit/postkit/maildir"
 )
 
 func openFixture(t *testing.T, dir string) *Maildrop {
@@ -23,29 +26,49 @@ func TestOpenMaildirListing(t *testing.T) {
 	dir := newMaildir(t)
 	m := openFixture(t, dir)
 	want := []Message{
-		{"1700000001.M1P100.test,S=34,W=39", 39},
-		{"1700000002.M2P100.test", 28},
-		{"1700000003.M3P100.test,S=31,W=32", 32},
-		{"1700000004.M4P100.test,S=19,W=22", 22},
+		{"000000016553F100", 39},
+		{"000000026553F100", 28},
+		{"000000036553F100", 32},
+		{"000000046553F100", 22},
 	}
-	got := m.Messages()
-	if len(got) != len(want) {
-		t.Fatalf("Messages() = %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("Messages()[%d] = %v, want %v", i, got[i], want[i])
-		}
+	if got := m.Messages(); !slices.Equal(got, want) {
+		t.Errorf("Messages() = %v, want %v", got, want)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(dir, "new")); len(entries) != 0 {
 		t.Errorf("new/ still has %d entries after OpenMaildir", len(entries))
 	}
+	wantFiles := []string{"1700000001.M1P100.test,S=34,W=39:2,", "1700000002.M2P100.test:2,",
+		"1700000003.M3P100.test,S=31,W=32:2,S", "1700000004.M4P100.test,S=19,W=22:2,"}
+	if !slices.Equal(m.files, wantFiles) {
+		t.Errorf("files = %q, want %q", m.files, wantFiles)
+	}
+}
+
+// uidls returns the UIDLs of a listing.
+func uidls(m *Maildrop) []string {
+	var out []string
+	for _, msg := range m.Messages() {
+		out = append(out, msg.UID)
+	}
+	return out
+}
+
+// reopen opens the Maildir for one more session and returns its UIDLs.
+func reopen(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := OpenMaildir(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	return uidls(m)
 }
 
 func TestOpenMaildirOrder(t *testing.T) {
 	dir := newMaildir(t)
-	// Same second, microseconds that sort wrongly as text; a name without a
-	// time sorts by mtime (here: now, so last).
+	// Same second, microseconds that sort wrongly as text, names without a
+	// time: UIDs are given in Dovecot's order (uidlist.CompareNames), and
+	// the listing is in UID order.
 	for _, n := range []string{"1700000005.M99P1.x:2,", "1700000005.M100P1.x:2,", "1700000005.M100P1.w:2,", "courier-style:2,", "1600000000.123_4.host:2,"} {
 		if err := os.WriteFile(filepath.Join(dir, "cur", n), []byte("x\n"), 0o600); err != nil {
 			t.Fatal(err)
@@ -55,14 +78,84 @@ func TestOpenMaildirOrder(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "cur", ".hidden"), nil, 0o600)
 	os.Mkdir(filepath.Join(dir, "cur", "subdir"), 0o700)
 	m := openFixture(t, dir)
-	var uids []string
-	for _, msg := range m.Messages() {
-		uids = append(uids, msg.UID)
+	want := []string{"courier-style:2,", "1600000000.123_4.host:2,",
+		"1700000001.M1P100.test,S=34,W=39:2,", "1700000002.M2P100.test:2,",
+		"1700000003.M3P100.test,S=31,W=32:2,S", "1700000004.M4P100.test,S=19,W=22:2,",
+		"1700000005.M99P1.x:2,", "1700000005.M100P1.w:2,", "1700000005.M100P1.x:2,"}
+	if !slices.Equal(m.files, want) {
+		t.Errorf("listing order\n got %q\nwant %q", m.files, want)
 	}
-	want := "1600000000.123_4.host 1700000001.M1P100.test,S=34,W=39 1700000002.M2P100.test 1700000003.M3P100.test,S=31,W=32 " +
-		"1700000004.M4P100.test,S=19,W=22 1700000005.M99P1.x 1700000005.M100P1.w 1700000005.M100P1.x courier-style"
-	if got := strings.Join(uids, " "); got != want {
-		t.Errorf("listing order\n got %s\nwant %s", got, want)
+	// UID 2 went to "subdir", which Dovecot counts as a message too.
+	var wantUIDLs []string
+	for _, uid := range []uint32{1, 3, 4, 5, 6, 7, 8, 9, 10} {
+		wantUIDLs = append(wantUIDLs, UIDL(uid, fixtureValidity))
+	}
+	if got := uidls(m); !slices.Equal(got, wantUIDLs) {
+		t.Errorf("UIDLs\n got %q\nwant %q", got, wantUIDLs)
+	}
+}
+
+// TestUIDLStable: a message keeps its UIDL across sessions, when another
+// program changes its flags, when other messages are removed, and a new
+// message never gets the UIDL of a removed one.
+func TestUIDLStable(t *testing.T) {
+	dir := newMaildir(t)
+	first := reopen(t, dir)
+	if again := reopen(t, dir); !slices.Equal(again, first) {
+		t.Errorf("second session: UIDLs %q, want %q", again, first)
+	}
+
+	// An IMAP client flags messages 1 and 2, renaming their files.
+	cur := filepath.Join(dir, "cur")
+	for from, to := range map[string]string{
+		"1700000001.M1P100.test,S=34,W=39:2,": "1700000001.M1P100.test,S=34,W=39:2,FS",
+		"1700000002.M2P100.test:2,":           "1700000002.M2P100.test:2,Ta",
+	} {
+		if err := os.Rename(filepath.Join(cur, from), filepath.Join(cur, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := reopen(t, dir); !slices.Equal(got, first) {
+		t.Errorf("after flag changes: UIDLs %q, want %q", got, first)
+	}
+
+	// Messages 1 and 4 (the last) are removed, one by a POP3 session, one
+	// by another program; a new message arrives.
+	m := openFixture(t, dir)
+	if err := m.Expunge([]int{0}); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if err := os.Remove(filepath.Join(cur, "1700000004.M4P100.test,S=19,W=22:2,")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := maildir.Dir(dir).Deliver(strings.NewReader("Subject: five\n\n"), maildir.DeliverOptions{Hostname: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{first[1], first[2], UIDL(5, fixtureValidity)}
+	if got := reopen(t, dir); !slices.Equal(got, want) {
+		t.Errorf("after removals and delivery of %s: UIDLs %q, want %q", d.Name, got, want)
+	}
+}
+
+// TestUIDLFromDovecotUIDList: a Maildir whose dovecot-uidlist another server
+// wrote keeps its UIDs, the UIDLs saved in P fields of a migrated mailbox,
+// and their POP3 order (O fields; the others follow in UID order).
+func TestUIDLFromDovecotUIDList(t *testing.T) {
+	dir := newMaildir(t)
+	list := "3 V1234 N20 G0123456789abcdef0123456789abcdef\n" +
+		"10 :1700000003.M3P100.test,S=31,W=32\n" +
+		"12 P O2 :1700000002.M2P100.test\n" +
+		"15 W22 POLD-UIDL-1 O1 :1700000004.M4P100.test,S=19,W=22\n" +
+		"17 :1700000001.M1P100.test,S=34,W=39\n" +
+		"18 :gone.file\n"
+	if err := os.WriteFile(filepath.Join(dir, "dovecot-uidlist"), []byte(list), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"OLD-UIDL-1", "1700000002.M2P100.test", "0000000A000004D2", "00000011000004D2"}
+	if got := reopen(t, dir); !slices.Equal(got, want) {
+		t.Errorf("UIDLs %q, want %q", got, want)
 	}
 }
 
@@ -135,20 +228,16 @@ func TestSizeCache(t *testing.T) {
 	}
 }
 
-func TestDuplicateKeysGetDistinctUIDs(t *testing.T) {
+// TestDuplicateBaseListedOnce: two files with the same name up to ':' (a
+// Maildir copied together by hand) are one message to the UID list, so
+// they never share a UIDL; the listing shows one of them.
+func TestDuplicateBaseListedOnce(t *testing.T) {
 	dir := newMaildir(t)
-	// The same message copied by hand with other flags.
 	os.WriteFile(filepath.Join(dir, "cur", "1700000001.M1P100.test,S=34,W=39:2,F"), []byte("Subject: one\n\nline 1\n.dotted\nlast\n"), 0o600)
 	m := openFixture(t, dir)
-	seen := map[string]bool{}
-	for _, msg := range m.Messages() {
-		if seen[msg.UID] {
-			t.Errorf("UID %q listed twice", msg.UID)
-		}
-		seen[msg.UID] = true
-	}
-	if len(seen) != 5 {
-		t.Errorf("got %d distinct UIDs, want 5", len(seen))
+	want := []string{"000000016553F100", "000000026553F100", "000000036553F100", "000000046553F100"}
+	if got := uidls(m); !slices.Equal(got, want) {
+		t.Errorf("UIDLs %q, want %q", got, want)
 	}
 }
 

@@ -64,7 +64,8 @@ type Server struct {
 	Authenticate Authenticator
 	// Open opens the mailbox after a successful login.
 	Open Opener
-	// Log receives one line per session. Nil means log.Default().
+	// Log receives one key=value line per session, and one per error or
+	// warning. Nil means log.Default().
 	Log *log.Logger
 
 	// sleep waits before a failed login is answered; tests replace it.
@@ -120,7 +121,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			// Running out of file descriptors and the like pass: wait a
 			// little, as net/http does, rather than stop serving.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.logger().Printf("pop3: accept error=%s retry=%s", quote(err.Error()), backoff)
+			s.logger().Printf("accept error=%s retry=%s", quote(err.Error()), backoff)
 			time.Sleep(backoff)
 			continue
 		}
@@ -235,8 +236,9 @@ type Mailbox interface {
 
 // A Message is one entry of a Mailbox's listing.
 type Message struct {
-	// UID is the unique-id listing value (RFC 1939 §7): 1 to 70 octets in
-	// 0x21-0x7E, stable across sessions.
+	// UID is the unique-id listing value (RFC 1939 §7): octets in
+	// 0x21-0x7E, unique in the mailbox and stable across sessions (see
+	// UIDL).
 	UID string
 	// Size is the message's size in octets as RETR sends it, before
 	// dot-stuffing (RFC 1939 §5 LIST).

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -16,9 +17,9 @@ import (
 	"time"
 )
 
-// fixtureMessages are the files of the test Maildir, by path under it. The
-// names are fixed so that dialogs can show UIDLs; message 2 has no W= (its
-// size is counted and cached), message 4 waits in new/.
+// fixtureMessages are the files of the test Maildir, by path under it; they
+// get UIDs 1 to 4 in this order. Message 2 has no W= (its size is counted
+// and cached), message 4 waits in new/.
 var fixtureMessages = []struct{ path, content string }{
 	{"cur/1700000001.M1P100.test,S=34,W=39:2,", "Subject: one\n\nline 1\n.dotted\nlast\n"},
 	{"cur/1700000002.M2P100.test:2,", "Subject: two\nX: y\n\nbody\n"},
@@ -26,7 +27,12 @@ var fixtureMessages = []struct{ path, content string }{
 	{"new/1700000004.M4P100.test,S=19,W=22", "Subject: four\n\nnew\n"},
 }
 
-// newMaildir makes a Maildir with the fixture messages.
+// fixtureValidity is the UIDVALIDITY of the test Maildir (0x6553F100), fixed
+// so that dialogs can show UIDLs: message n has UIDL "0000000N6553F100".
+const fixtureValidity = 1700000000
+
+// newMaildir makes a Maildir with the fixture messages and a dovecot-uidlist
+// that has given out no UIDs yet.
 func newMaildir(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "alice")
@@ -34,6 +40,10 @@ func newMaildir(t *testing.T) string {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			t.Fatal(err)
 		}
+	}
+	list := fmt.Sprintf("3 V%d N1 G0123456789abcdef0123456789abcdef\n", fixtureValidity)
+	if err := os.WriteFile(filepath.Join(dir, "dovecot-uidlist"), []byte(list), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	for _, m := range fixtureMessages {
 		if err := os.WriteFile(filepath.Join(dir, m.path), []byte(m.content), 0o600); err != nil {

@@ -147,7 +147,7 @@ func (s *session) finish() {
 	if user == "" {
 		user = "-"
 	}
-	s.srv.logger().Printf("pop3: session client=%s user=%s tls=%t retrieved=%d deleted=%d result=%s",
+	s.srv.logger().Printf("session client=%s user=%s tls=%t retrieved=%d deleted=%d result=%s",
 		s.raw.RemoteAddr(), quote(user), s.tls, s.retrieved, s.expunged, s.result)
 }
 
@@ -156,7 +156,7 @@ func (s *session) logError(what string, err error) {
 	if user == "" {
 		user = "-"
 	}
-	s.srv.logger().Printf("pop3: error client=%s user=%s what=%s error=%s",
+	s.srv.logger().Printf("error client=%s user=%s what=%s error=%s",
 		s.raw.RemoteAddr(), quote(user), quote(what), quote(err.Error()))
 }
 

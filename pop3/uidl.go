@@ -1,58 +1,80 @@
 package pop3
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"strings"
+	"math"
+	"strconv"
+
+	"github.com/postkit/postkit/maildir/uidlist"
 )
 
-// maxUID is the longest unique-id RFC 1939 §7 allows.
-const maxUID = 70
-
-// UID returns the unique-id listing value (UIDL) of the message stored in
-// the Maildir file filename. It is the one place that decides UIDLs.
+// UIDL returns the unique-id listing value (RFC 1939 §7) of the message with
+// IMAP UID uid in a mailbox with UIDVALIDITY validity, in the form of
+// Dovecot's default pop3_uidl_format "%08Xu%08Xv": both numbers as 8
+// upper-case hexadecimal digits. Dovecot's pop3 and postkit's pop3d thus
+// give the same message the same value, so a client never fetches a
+// message again because the mailbox moved from one server to the other.
 //
-// The value is the file name up to its first ':', that is without the info
-// part (":2,FLAGS"), so it survives flag changes and moving from new/ to
-// cur/; it keeps the ",S=" and ",W=" size fields, which never change. RFC 1939
-// §7 allows only 1 to 70 octets in 0x21-0x7E, so:
-//
-//   - a key of such octets, without '%', of at most 70 octets is used as is;
-//   - otherwise '%' and every octet outside 0x21-0x7E are written as %XX
-//     (upper-case hex), and the result is used if it has at most 70 octets;
-//   - otherwise the value is "%%" followed by the 64 hex digits of the
-//     SHA-256 of the key.
-//
-// The first two forms are reversible, so distinct keys give distinct values,
-// and never contain "%%", so they cannot meet the third form. postkit's own
-// names (SECONDS.M<usec>P<pid>Q<n>R<16 hex>.HOST,S=..,W=..) exceed 70 octets
-// with most host names and take the third form.
-func UID(filename string) string {
-	key, _, _ := strings.Cut(filename, ":")
-	return uidFromKey(key)
+// A UID is never reused within a UIDVALIDITY (RFC 3501 §2.3.1.1) and survives
+// flag changes and the move from new/ to cur/, so the value is unique in the
+// mailbox and stable for the message's lifetime. It changes only when the
+// dovecot-uidlist file is lost or corrupt and the messages are numbered anew
+// under a greater UIDVALIDITY; clients then fetch them again, which is
+// better than risking one value naming two messages.
+func UIDL(uid, validity uint32) string {
+	return fmt.Sprintf("%08X%08X", uid, validity)
 }
 
-func uidFromKey(key string) string {
-	plain := key != "" && len(key) <= maxUID
-	for i := 0; plain && i < len(key); i++ {
-		plain = key[i] > 0x20 && key[i] < 0x7f && key[i] != '%'
+// entryUIDL returns the UIDL of a message of the dovecot-uidlist, as
+// Dovecot's pop3 does: a mailbox migrated to Dovecot from another server may
+// carry each message's old UIDL in the record's P field, used as it is, or
+// an empty P meaning the file's base name (Dovecot's maildir_mail_get_special
+// for MAIL_FETCH_UIDL_BACKEND); all other messages get UIDL(uid, validity).
+//
+// A saved value is used only if all its octets are in 0x21-0x7E, the only
+// ones a UIDL may have (RFC 1939 §7); like Dovecot we do not enforce the 70
+// octet limit on it, because such a value is what the previous server gave
+// the client, and changing it would make the client fetch everything again.
+func entryUIDL(e uidlist.Entry, validity uint32) string {
+	for _, f := range e.Ext {
+		if f.Key != 'P' {
+			continue
+		}
+		saved := f.Value
+		if saved == "" {
+			saved = e.Base
+		}
+		if printable(saved) {
+			return saved
+		}
+		break
 	}
-	if plain {
-		return key
-	}
-	var b strings.Builder
-	for i := 0; i < len(key) && b.Len() <= maxUID; i++ {
-		c := key[i]
-		if c <= 0x20 || c >= 0x7f || c == '%' {
-			fmt.Fprintf(&b, "%%%02X", c)
-		} else {
-			b.WriteByte(c)
+	return UIDL(e.UID, validity)
+}
+
+// printable reports whether s is a valid unique-id apart from its length:
+// not empty, octets 0x21-0x7E only.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
 		}
 	}
-	if key != "" && b.Len() <= maxUID {
-		return b.String()
+	return s != ""
+}
+
+// pop3Order returns the key a message is listed by: its record's O field
+// (the POP3 order of a migrated mailbox, a decimal number), or, without a
+// usable one, a value after every 32-bit order, so that such messages
+// follow in UID order, as Dovecot's MAIL_SORT_POP3_ORDER sorts them.
+func pop3Order(e uidlist.Entry) uint64 {
+	for _, f := range e.Ext {
+		if f.Key == 'O' {
+			if n, err := strconv.ParseUint(f.Value, 10, 64); err == nil {
+				return n
+			}
+			break
+		}
 	}
-	sum := sha256.Sum256([]byte(key))
-	return "%%" + hex.EncodeToString(sum[:])
+	return math.MaxUint32
 }
