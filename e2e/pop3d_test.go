@@ -933,3 +933,18 @@ func TestPOP3dTemporaryFailure(t *testing.T) {
 	c.login()
 }
 
+// TestPOP3dNoConnectionsIsUsageError: started by hand without --listen (stdin
+// not a socket), pop3d exits 64 and says what to give.
+func TestPOP3dNoConnectionsIsUsageError(t *testing.T) {
+	root, _ := pop3Root(t, true)
+	cmd := exec.Command(Bin(t, "pop3d"), "--root", root)
+	cmd.Stdin = strings.NewReader("")
+	out, err := cmd.CombinedOutput()
+	exit, ok := err.(*exec.ExitError)
+	if !ok || exit.ExitCode() != 64 {
+		t.Fatalf("pop3d without --listen: %v, want exit status 64\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "use --listen ADDR") {
+		t.Errorf("pop3d without --listen said %q, want it to name --listen", out)
+	}
+}

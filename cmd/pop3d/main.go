@@ -78,6 +78,11 @@ func run(c *cli.Context) error {
 		return exitError{sysexits.Config, err}
 	}
 	cfg := inetd.ConfigFromContext(c, root)
+	// Without --listen, systemd's sockets or a socket on stdin there is
+	// nothing to serve: a usage error, whose message says what to give.
+	if _, err := cfg.Mode(); err != nil {
+		return exitError{sysexits.Usage, err}
+	}
 	tlsConf, err := cfg.TLSConfig()
 	if err != nil {
 		return exitError{sysexits.Config, err}
