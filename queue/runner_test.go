@@ -423,3 +423,22 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("next attempt near expiry = %v, want the expiry %v", got, now.Add(time.Minute))
 	}
 }
+
+func TestDeliveredRecipientIsNeverTriedAgain(t *testing.T) {
+	e := newEnv(t, "")
+	env := &spool.Envelope{From: "x@far.example", Recipients: []spool.Recipient{
+		{Address: "alice@example.org", State: spool.Delivered, Attempts: 1},
+		{Address: "carol@example.org"},
+	}}
+	if _, err := e.spool.Enqueue(env, strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	e.start(t)
+	waitFor(t, "the entry to be removed", 5*time.Second, e.empty)
+	if n := len(e.mailbox(t, "alice")); n != 0 {
+		t.Errorf("alice, recorded as delivered, got %d copies", n)
+	}
+	if n := len(e.mailbox(t, "carol")); n != 1 {
+		t.Errorf("carol got %d copies, want 1", n)
+	}
+}

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -434,5 +435,56 @@ func TestIsEnhancedCode(t *testing.T) {
 		if got := isEnhancedCode(s); got != want {
 			t.Errorf("isEnhancedCode(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TestDataBlockTimeout: a server that stops reading in the middle of the
+// data must not hold the delivery beyond the data block timeout.
+func TestDataBlockTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	release := make(chan struct{})
+	defer close(release)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		io.WriteString(c, "220 x\r\n")
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+			case strings.HasPrefix(cmd, "EHLO"):
+				io.WriteString(c, "250 x\r\n")
+			case cmd == "DATA":
+				io.WriteString(c, "354 go on\r\n")
+				<-release // and never read again
+				return
+			default:
+				io.WriteString(c, "250 ok\r\n")
+			}
+		}
+	}()
+	f := &fakeNet{listen: map[string]string{"192.0.2.1:25": ln.Addr().String()}}
+	c := newClient(f)
+	c.Timeouts.DataBlock = 200 * time.Millisecond
+	big := body + strings.Repeat(strings.Repeat("x", 999)+"\n", 32<<10) // 32 MB: more than socket buffers hold
+	done := make(chan Result, 1)
+	go func() { done <- c.Deliver(context.Background(), "[192.0.2.1]", nil, message(big, "a@[192.0.2.1]")).Results[0] }()
+	select {
+	case r := <-done:
+		if r.Status != TempFail || !strings.Contains(r.Reply, "timeout") {
+			t.Errorf("Deliver to a server that stopped reading = %+v, want a timeout deferral", r)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Deliver still blocked 20s after the server stopped reading (data block timeout 200ms)")
 	}
 }
