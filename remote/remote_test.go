@@ -478,7 +478,9 @@ func TestDataBlockTimeout(t *testing.T) {
 	c.Timeouts.DataBlock = 200 * time.Millisecond
 	big := body + strings.Repeat(strings.Repeat("x", 999)+"\n", 32<<10) // 32 MB: more than socket buffers hold
 	done := make(chan Result, 1)
-	go func() { done <- c.Deliver(context.Background(), "[192.0.2.1]", nil, message(big, "a@[192.0.2.1]")).Results[0] }()
+	go func() {
+		done <- c.Deliver(context.Background(), "[192.0.2.1]", nil, message(big, "a@[192.0.2.1]")).Results[0]
+	}()
 	select {
 	case r := <-done:
 		if r.Status != TempFail || !strings.Contains(r.Reply, "timeout") {
