@@ -1,0 +1,135 @@
+package sieve
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"mime"
+	"strings"
+	"sync"
+
+	"github.com/emersion/go-message/charset"
+	"github.com/emersion/go-message/textproto"
+)
+
+// maxHeaderSize bounds the header block NewMessage reads.
+const maxHeaderSize = 1 << 20
+
+// Message is the message a script runs on: its header, parsed once, and its
+// body, read from r only when a body test asks (and then once per transform).
+type Message struct {
+	fields  []headerField
+	r       io.ReaderAt
+	bodyOff int64
+	size    int64
+
+	bodyOnce sync.Mutex
+	bodies   map[string][]bodyPart // by transform, for the body test
+}
+
+type headerField struct {
+	key   string // lower case
+	value string // unfolded, undecoded
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// NewMessage reads the header of the message in r, which holds size bytes
+// (the size test compares with size). The header is read leniently: a
+// malformed line ends it, and the fields before it count.
+func NewMessage(r io.ReaderAt, size int64) (*Message, error) {
+	cr := &countingReader{r: io.NewSectionReader(r, 0, min(size, maxHeaderSize))}
+	br := bufio.NewReader(cr)
+	h, err := textproto.ReadHeader(br)
+	if err != nil && h.Len() == 0 && size > 0 && !strings.Contains(err.Error(), "EOF") {
+		return nil, fmt.Errorf("sieve: reading message header: %w", err)
+	}
+	m := &Message{r: r, size: size, bodyOff: cr.n - int64(br.Buffered())}
+	// Fields runs top down, the order :index counts in (RFC 5260 §6).
+	for f := h.Fields(); f.Next(); {
+		m.fields = append(m.fields, headerField{key: strings.ToLower(f.Key()), value: f.Value()})
+	}
+	return m, nil
+}
+
+// Size is the size given to NewMessage.
+func (m *Message) Size() int64 { return m.size }
+
+// rawValues returns the unfolded values of the fields named name, top down.
+func (m *Message) rawValues(name string) []string {
+	name = strings.ToLower(name)
+	var out []string
+	for _, f := range m.fields {
+		if f.key == name {
+			out = append(out, f.value)
+		}
+	}
+	return out
+}
+
+func (m *Message) has(name string) bool {
+	name = strings.ToLower(name)
+	for _, f := range m.fields {
+		if f.key == name {
+			return true
+		}
+	}
+	return false
+}
+
+var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
+
+// decodeHeader decodes RFC 2047 encoded words (RFC 5228 §2.7.2 compares
+// decoded text) and trims surrounding white space; text that does not
+// decode is compared as it is.
+func decodeHeader(v string) string {
+	if strings.Contains(v, "=?") {
+		if d, err := wordDecoder.DecodeHeader(v); err == nil {
+			v = d
+		}
+	}
+	return strings.Trim(v, " \t\r\n")
+}
+
+// headerValues returns the decoded values of the fields named name, all of
+// them or the one :index picks.
+func (m *Message) headerValues(name string, ix index) []string {
+	vals := ix.pick(m.rawValues(name))
+	for i, v := range vals {
+		vals[i] = decodeHeader(v)
+	}
+	return vals
+}
+
+// index is the :index/:last of RFC 5260 §6; n == 0 means all fields.
+type index struct {
+	n    int
+	last bool
+}
+
+func (ix index) pick(vals []string) []string {
+	if ix.n == 0 {
+		return vals
+	}
+	if ix.n > len(vals) {
+		return nil
+	}
+	if ix.last {
+		return []string{vals[len(vals)-ix.n]}
+	}
+	return []string{vals[ix.n-1]}
+}
+
+// body returns the part of the message after the header.
+func (m *Message) body() io.Reader {
+	return io.NewSectionReader(m.r, m.bodyOff, m.size-m.bodyOff)
+}
