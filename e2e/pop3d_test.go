@@ -7,12 +7,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,7 +41,12 @@ var pop3Messages = []struct{ name, content string }{
 // the certificate's path.
 func pop3Root(t *testing.T, withoutCert bool) (root, cert string) {
 	t.Helper()
-	root = t.TempDir()
+	return pop3RootIn(t, t.TempDir(), withoutCert)
+}
+
+// pop3RootIn is pop3Root in the directory root.
+func pop3RootIn(t *testing.T, root string, withoutCert bool) (_, cert string) {
+	t.Helper()
 	mkuser := exec.Command(Bin(t, "mkuser"), "--root", root, "add", "alice@example.org")
 	mkuser.Stdin = strings.NewReader("secret\n")
 	if out, err := mkuser.CombinedOutput(); err != nil {
@@ -413,7 +421,7 @@ func TestPOP3dPoplibCommands(t *testing.T) {
 	validity := pop3UIDValidity(t, root)
 	var wantUIDLs []string
 	for uid := 1; uid <= 5; uid++ {
-		wantUIDLs = append(wantUIDLs, fmt.Sprintf("%d %08X%08X", uid, uid, validity))
+		wantUIDLs = append(wantUIDLs, fmt.Sprintf("%d %08x%08x", uid, uid, validity))
 	}
 	uidls, _ := res[9].OK.([]any)
 	if len(uidls) != 3 {
@@ -563,7 +571,7 @@ func TestPOP3dWireBytes(t *testing.T) {
 	if _, err := io.WriteString(c.conn, "NOOP\r\nLIST 4\r\nUIDL 4\r\nNOOP\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	c.expect(fmt.Sprintf("+OK\r\n+OK 4 26\r\n+OK 4 %08X%08X\r\n+OK\r\n", 4, pop3UIDValidity(t, root)))
+	c.expect(fmt.Sprintf("+OK\r\n+OK 4 26\r\n+OK 4 %08x%08x\r\n+OK\r\n", 4, pop3UIDValidity(t, root)))
 	// An overlong command is refused and the session goes on.
 	c.send("NOOP " + strings.Repeat("x", 300))
 	c.expect("-ERR line too long (RFC 2449 §4: at most 255 octets)\r\n")
@@ -946,5 +954,209 @@ func TestPOP3dNoConnectionsIsUsageError(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "use --listen ADDR") {
 		t.Errorf("pop3d without --listen said %q, want it to name --listen", out)
+	}
+}
+
+// privateDovecot is Dovecot's POP3 server run from a configuration in a
+// temporary directory, on a loopback port, serving one Maildir for any user
+// with the password "secret". It runs as root (Dovecot's master needs it)
+// and reads the mail as the user nobody.
+type privateDovecot struct {
+	t      *testing.T
+	conf   string
+	addr   string
+	nobody *user.User
+}
+
+func startDovecotPOP3(t *testing.T, maildir string) *privateDovecot {
+	t.Helper()
+	if _, err := os.Stat("/usr/sbin/dovecot"); err != nil {
+		t.Skip("Dovecot is not installed (/usr/sbin/dovecot; apt-get install dovecot-pop3d): cannot compare with its pop3")
+	}
+	if _, err := os.Stat("/usr/lib/dovecot/pop3"); err != nil {
+		t.Skip("Dovecot's pop3 is not installed (apt-get install dovecot-pop3d)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("Dovecot's master process must be started as root")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "dovecot-pop3-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A free port: Dovecot takes it from its configuration.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	d := &privateDovecot{t: t, conf: filepath.Join(dir, "dovecot.conf"), addr: addr, nobody: nobody}
+	conf := fmt.Sprintf(`base_dir = %[1]s/base
+state_dir = %[1]s/state
+log_path = %[1]s/dovecot.log
+protocols = pop3
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+default_login_user = nobody
+default_internal_user = root
+mail_location = maildir:%[2]s
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = %[3]s
+  }
+}
+passdb {
+  driver = static
+  args = password=secret
+}
+userdb {
+  driver = static
+  args = uid=%[4]s gid=%[5]s home=%[1]s/home
+}
+`, dir, maildir, port, nobody.Uid, nobody.Gid)
+	if err := os.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// dovecot forks into the background; the pipe it inherits would keep
+	// CombinedOutput waiting, so its output goes to the log file.
+	if err := exec.Command("/usr/sbin/dovecot", "-c", d.conf).Run(); err != nil {
+		t.Fatalf("starting dovecot: %v\n%s", err, d.log())
+	}
+	t.Cleanup(func() {
+		exec.Command("/usr/sbin/dovecot", "-c", d.conf, "stop").Run()
+		if t.Failed() {
+			t.Logf("dovecot log:\n%s", d.log())
+		}
+	})
+	// Ready when it greets.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			greeting, rerr := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if rerr == nil && strings.HasPrefix(greeting, "+OK") {
+				return d
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dovecot does not answer on %s: %v\n%s", addr, err, d.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (d *privateDovecot) log() string {
+	data, _ := os.ReadFile(filepath.Join(filepath.Dir(d.conf), "dovecot.log"))
+	return string(data)
+}
+
+// doveadm runs doveadm on the Maildir (as nobody, through the running
+// Dovecot's userdb).
+func (d *privateDovecot) doveadm(args ...string) {
+	d.t.Helper()
+	args = append([]string{"-c", d.conf}, args...)
+	if out, err := exec.Command("doveadm", args...).CombinedOutput(); err != nil || strings.Contains(string(out), "Error") {
+		d.t.Fatalf("doveadm %q: %v\n%s", args, err, out)
+	}
+}
+
+// chownTree gives everything under dir to user u, so that Dovecot's pop3
+// and pop3d --user nobody can both write the Maildir.
+func chownTree(t *testing.T, dir string, u *user.User) {
+	t.Helper()
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// popListing logs in at addr and returns the UIDL and LIST lines.
+func popListing(t *testing.T, addr string) (uidl, list []string) {
+	t.Helper()
+	steps := [][]any{step("user", "alice@example.org"), step("pass_", "secret"), step("uidl"), step("list"), step("quit")}
+	_, res := poplib(t, addr, "plain", "", steps...)
+	uidl = uidlLines(t, res[2])
+	l, _ := res[3].OK.([]any)
+	if len(l) != 3 {
+		t.Fatalf("list() = %v, %s", res[3].OK, res[3].Err)
+	}
+	lines, _ := l[1].([]any)
+	return uidl, anyStrings(lines)
+}
+
+// TestPOP3dUIDLsAsDovecot: on a Maildir whose dovecot-uidlist Dovecot wrote
+// (with a gap in the UIDs from an expunge), pop3d lists exactly the UIDLs and
+// sizes Dovecot's own pop3 lists, whichever of the two sees new messages
+// first and gives them their UIDs.
+func TestPOP3dUIDLsAsDovecot(t *testing.T) {
+	dir, err := os.MkdirTemp("", "pop3d-dovecot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := pop3RootIn(t, dir, true)
+	box := pop3Maildir(root)
+	dovecot := startDovecotPOP3(t, box)
+	chownTree(t, root, dovecot.nobody)
+	// Dovecot numbers the five messages, then expunges UID 2.
+	dovecot.doveadm("expunge", "-u", "alice@example.org", "mailbox", "INBOX", "uid", "2")
+	if _, err := os.Stat(filepath.Join(box, "dovecot-uidlist")); err != nil {
+		t.Fatalf("doveadm wrote no dovecot-uidlist: %v", err)
+	}
+	srv := startPOP3d(t, root, "--allow-plaintext-loopback", "--user", "nobody")
+
+	deliver := func(name, content string) {
+		pop3WriteFile(t, filepath.Join(box, "new", name), content)
+		chownTree(t, box, dovecot.nobody)
+	}
+	same := func(first, second string, want int) {
+		t.Helper()
+		uidl1, list1 := popListing(t, first)
+		uidl2, list2 := popListing(t, second)
+		if len(uidl1) != want {
+			t.Errorf("%s lists %d UIDLs %q, want %d", first, len(uidl1), uidl1, want)
+		}
+		if !slices.Equal(uidl1, uidl2) {
+			t.Errorf("UIDL differs:\n%s: %q\n%s: %q", first, uidl1, second, uidl2)
+		}
+		if !slices.Equal(list1, list2) {
+			t.Errorf("LIST differs:\n%s: %q\n%s: %q", first, list1, second, list2)
+		}
+	}
+	// A message Dovecot numbers first, then one pop3d numbers first.
+	deliver("1000000010.P1.other", "Subject: six\n\nsix\n")
+	same(dovecot.addr, srv.addr, 5)
+	deliver("1000000011.P1.other", "Subject: seven\n\n.seven\n")
+	same(srv.addr, dovecot.addr, 6)
+	validity := pop3UIDValidity(t, root)
+	uidl, _ := popListing(t, srv.addr)
+	if want := fmt.Sprintf("1 %08x%08x", 1, validity); uidl[0] != want {
+		t.Errorf("first UIDL %q, want %q", uidl[0], want)
+	}
+	if want := fmt.Sprintf("2 %08x%08x", 3, validity); uidl[1] != want {
+		t.Errorf("second UIDL %q, want %q (UID 2 was expunged)", uidl[1], want)
 	}
 }

@@ -52,7 +52,7 @@
 //
 // The UIDL of a message is Dovecot's default (pop3_uidl_format
 // "%08Xu%08Xv", see UIDL): its UID and the mailbox's UIDVALIDITY as 8
-// upper-case hex digits each, so pop3d and Dovecot's pop3 give the same
+// hex digits each, so pop3d and Dovecot's pop3 give the same
 // UIDLs for the same Maildir. As in Dovecot, a migrated mailbox's uidlist
 // may override them: a record's P field is its UIDL (empty: the file name
 // up to ':'), and O fields set the listing order.

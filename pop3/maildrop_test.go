@@ -26,10 +26,10 @@ func TestOpenMaildirListing(t *testing.T) {
 	dir := newMaildir(t)
 	m := openFixture(t, dir)
 	want := []Message{
-		{"000000016553F100", 39},
-		{"000000026553F100", 28},
-		{"000000036553F100", 32},
-		{"000000046553F100", 22},
+		{"000000016553f100", 39},
+		{"000000026553f100", 28},
+		{"000000036553f100", 32},
+		{"000000046553f100", 22},
 	}
 	if got := m.Messages(); !slices.Equal(got, want) {
 		t.Errorf("Messages() = %v, want %v", got, want)
@@ -153,7 +153,7 @@ func TestUIDLFromDovecotUIDList(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "dovecot-uidlist"), []byte(list), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"OLD-UIDL-1", "1700000002.M2P100.test", "0000000A000004D2", "00000011000004D2"}
+	want := []string{"OLD-UIDL-1", "1700000002.M2P100.test", "0000000a000004d2", "00000011000004d2"}
 	if got := reopen(t, dir); !slices.Equal(got, want) {
 		t.Errorf("UIDLs %q, want %q", got, want)
 	}
@@ -235,7 +235,7 @@ func TestDuplicateBaseListedOnce(t *testing.T) {
 	dir := newMaildir(t)
 	os.WriteFile(filepath.Join(dir, "cur", "1700000001.M1P100.test,S=34,W=39:2,F"), []byte("Subject: one\n\nline 1\n.dotted\nlast\n"), 0o600)
 	m := openFixture(t, dir)
-	want := []string{"000000016553F100", "000000026553F100", "000000036553F100", "000000046553F100"}
+	want := []string{"000000016553f100", "000000026553f100", "000000036553f100", "000000046553f100"}
 	if got := uidls(m); !slices.Equal(got, want) {
 		t.Errorf("UIDLs %q, want %q", got, want)
 	}

@@ -27,8 +27,8 @@ var fixtureMessages = []struct{ path, content string }{
 	{"new/1700000004.M4P100.test,S=19,W=22", "Subject: four\n\nnew\n"},
 }
 
-// fixtureValidity is the UIDVALIDITY of the test Maildir (0x6553F100), fixed
-// so that dialogs can show UIDLs: message n has UIDL "0000000N6553F100".
+// fixtureValidity is the UIDVALIDITY of the test Maildir (0x6553f100), fixed
+// so that dialogs can show UIDLs: message n has UIDL "0000000N6553f100".
 const fixtureValidity = 1700000000
 
 // newMaildir makes a Maildir with the fixture messages and a dovecot-uidlist

@@ -282,7 +282,7 @@ func TestOtherProgramMeanwhile(t *testing.T) {
 	c.send("RETR 2")
 	c.expect("-ERR message 2 was removed by another program")
 	c.send("UIDL 1")
-	c.expect("+OK 1 000000016553F100")
+	c.expect("+OK 1 000000016553f100")
 	c.send("DELE 2", "DELE 3", "QUIT")
 	c.expect("+OK message 2 deleted", "+OK message 3 deleted", "+OK bye, 2 messages deleted")
 	c.expectClosed()
@@ -313,7 +313,7 @@ func TestRetrMarksSeenTopDoesNot(t *testing.T) {
 		t.Errorf("after RETR message 2 is %q, want the S flag", got)
 	}
 	c.send("RETR 2", "UIDL 2", "QUIT")
-	c.expect("+OK 28 octets", "Subject: two", "X: y", "", "body", ".", "+OK 2 000000026553F100", "+OK bye, 0 messages deleted")
+	c.expect("+OK 28 octets", "Subject: two", "X: y", "", "body", ".", "+OK 2 000000026553f100", "+OK bye, 0 messages deleted")
 	f.waitSessions(t)
 	if !strings.Contains(f.log.String(), "retrieved=2 deleted=0 result=quit") {
 		t.Errorf("log %q lacks retrieved=2", f.log.String())

@@ -11,9 +11,11 @@ import (
 // UIDL returns the unique-id listing value (RFC 1939 §7) of the message with
 // IMAP UID uid in a mailbox with UIDVALIDITY validity, in the form of
 // Dovecot's default pop3_uidl_format "%08Xu%08Xv": both numbers as 8
-// upper-case hexadecimal digits. Dovecot's pop3 and postkit's pop3d thus
-// give the same message the same value, so a client never fetches a
-// message again because the mailbox moved from one server to the other.
+// hexadecimal digits. Despite the X, the digits are lower-case: Dovecot's
+// %X is its "hex" modifier, printf's "%llx" (lib/var-expand.c), as Dovecot
+// 2.3.19 answers. Dovecot's pop3 and postkit's pop3d thus give the same
+// message the same value, so a client never fetches a message again
+// because the mailbox moved from one server to the other.
 //
 // A UID is never reused within a UIDVALIDITY (RFC 3501 §2.3.1.1) and survives
 // flag changes and the move from new/ to cur/, so the value is unique in the
@@ -22,7 +24,7 @@ import (
 // under a greater UIDVALIDITY; clients then fetch them again, which is
 // better than risking one value naming two messages.
 func UIDL(uid, validity uint32) string {
-	return fmt.Sprintf("%08X%08X", uid, validity)
+	return fmt.Sprintf("%08x%08x", uid, validity)
 }
 
 // entryUIDL returns the UIDL of a message of the dovecot-uidlist, as

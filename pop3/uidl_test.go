@@ -15,9 +15,9 @@ func TestUIDL(t *testing.T) {
 		uid, validity uint32
 		want          string
 	}{
-		{"small", 1, 1700000000, "000000016553F100"},
-		{"upper-case hex", 0xabc, 0xdef, "00000ABC00000DEF"},
-		{"largest", math.MaxUint32 - 1, math.MaxUint32, "FFFFFFFEFFFFFFFF"},
+		{"small", 1, 1700000000, "000000016553f100"},
+		{"lower-case hex, as Dovecot", 0xabc, 0xdef, "00000abc00000def"},
+		{"largest", math.MaxUint32 - 1, math.MaxUint32, "fffffffeffffffff"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,7 +89,7 @@ func ext(fields ...string) []uidlist.Field {
 	return out
 }
 
-var defaultForm = regexp.MustCompile(`^[0-9A-F]{16}$`)
+var defaultForm = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 // FuzzEntryUIDL: whatever a uidlist record holds, the UIDL is one word of
 // octets 0x21-0x7E, and without a usable P field it is the default form of
