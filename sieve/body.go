@@ -108,23 +108,35 @@ func textParts(parts []bodyPart) []bodyPart {
 	return out
 }
 
-// htmlText drops tags and decodes entities.
+// htmlText drops tags and decodes entities; block-level tags become line
+// breaks so that words on either side stay apart.
 func htmlText(s string) string {
 	var b strings.Builder
-	inTag := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '<':
-			inTag = true
-		case c == '>' && inTag:
-			inTag = false
-			b.WriteByte(' ')
-		case !inTag:
-			b.WriteByte(c)
+	for {
+		i := strings.IndexByte(s, '<')
+		if i < 0 {
+			b.WriteString(s)
+			break
 		}
+		b.WriteString(s[:i])
+		j := strings.IndexByte(s[i:], '>')
+		if j < 0 {
+			break
+		}
+		name := strings.ToLower(strings.TrimLeft(s[i+1:i+j], "/"))
+		if k := strings.IndexAny(name, " \t\r\n/"); k >= 0 {
+			name = name[:k]
+		}
+		if blockTags[name] {
+			b.WriteByte('\n')
+		}
+		s = s[i+j+1:]
 	}
 	return html.UnescapeString(b.String())
 }
+
+var blockTags = map[string]bool{"p": true, "br": true, "div": true, "tr": true, "td": true, "li": true,
+	"h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true, "table": true, "blockquote": true}
 
 // contentMatches reports whether a part's type is one of the :content types:
 // "type" matches every subtype, "type/subtype" exactly, and "" any part

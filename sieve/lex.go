@@ -278,13 +278,15 @@ func (l *lexer) quoted(p Pos) (string, error) {
 				l.advance(1)
 				c = '\n'
 			}
-			b.WriteByte(c)
-			l.advance(1)
+			_, w := utf8.DecodeRuneInString(l.src[l.off:])
+			b.WriteString(l.src[l.off : l.off+w])
+			l.advance(w)
 		case c == '\r' && l.peekByte(1) == '\n':
 			l.advance(1)
 		default:
-			b.WriteByte(c)
-			l.advance(1)
+			_, w := utf8.DecodeRuneInString(l.src[l.off:])
+			b.WriteString(l.src[l.off : l.off+w])
+			l.advance(w)
 		}
 	}
 }

@@ -1,0 +1,3 @@
+# RFC 3894 §3
+require ["copy", "fileinto"];
+fileinto :copy "incoming";
