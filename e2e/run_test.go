@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,6 +137,26 @@ func TestMakeRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(bin, "pop3d")); err == nil && len(ports) == 0 {
 		t.Error("pop3d is built but make run lists no port")
 	}
+	// Mail sent to the demo user over SMTP reaches its Maildir through
+	// smtpd, the spool and sendq run.
+	if err := sendOverStartTLS(fmt.Sprintf("127.0.0.1:%d", 2525+offset), filepath.Join(dir, "etc/tls/cert.pem"),
+		"someone@example.net", "demo@example.org", "Subject: make run\r\n\r\nhello\r\n"); err != nil {
+		t.Errorf("sending to demo@example.org over SMTP: %v", err)
+	} else {
+		newDir := filepath.Join(dir, "mail/example.org/demo/new")
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			entries, _ := os.ReadDir(newDir)
+			if len(entries) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("the message sent over SMTP is not in %s after 30s (%d files)", newDir, len(entries))
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	// Ctrl-C stops everything cleanly.
 	cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
@@ -160,4 +183,41 @@ func TestMakeRun(t *testing.T) {
 	if !strings.Contains(strings.Join(out2, "\n"), "password: "+password) {
 		t.Errorf("second make run printed another password:\n%s", strings.Join(out2, "\n"))
 	}
+}
+
+// sendOverStartTLS sends one message with STARTTLS, trusting only the
+// certificate in certFile (which must be valid for the address dialled).
+func sendOverStartTLS(addr, certFile, from, to, msg string) error {
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	host, _, _ := net.SplitHostPort(addr)
+	if err := c.StartTLS(&tls.Config{RootCAs: pool, ServerName: host}); err != nil {
+		return err
+	}
+	if err := c.Mail(from); err != nil {
+		return err
+	}
+	if err := c.Rcpt(to); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write([]byte(msg)); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
 }
