@@ -25,7 +25,7 @@
 // the comparators i;octet, i;ascii-casemap and i;ascii-numeric.
 //
 // Limits (see also man/postkit-sieve.5): scripts of at most MaxScriptSize
-// bytes and MaxNesting levels of blocks or tests; at most MaxActions actions
+// bytes and MaxNesting levels of nested blocks and tests; at most MaxActions actions
 // and MaxRedirects redirects per run; at most MaxVariables variables of at
 // most MaxVariableSize bytes each. The :matches matcher needs time
 // proportional to the product of pattern and text length and no
@@ -36,7 +36,7 @@ package sieve
 // Limits on scripts and on one run.
 const (
 	MaxScriptSize    = 1 << 20 // bytes of script text
-	MaxNesting       = 32      // nested blocks, or nested tests
+	MaxNesting       = 32      // nested blocks and tests together
 	MaxActions       = 32      // actions of one run, after duplicates are merged
 	MaxRedirects     = 4       // redirect actions of one run
 	MaxVariables     = 256     // distinct variables set by one run
