@@ -10,8 +10,13 @@ import (
 	"github.com/postkit/postkit/users"
 )
 
-// Load returns a Resolver for root's etc/users and etc/aliases (missing files
-// are empty). Both files are read once: load again to see changes.
+// Load returns a Resolver for root's etc/users, etc/aliases and etc/domains
+// (missing files are empty). The files are read once: load again to see
+// changes.
+//
+// A domain is local when a user or an alias is in it, or when etc/domains
+// lists it (one domain per line, written by mkuser domain add): a domain set
+// up before its first user gets 550 unknown user, not a relay attempt.
 //
 // Every user and alias key is normalised with package address, so a file
 // that says "Alice@EXAMPLE.org" or a UTF-8 domain matches the keys Resolve
@@ -31,6 +36,17 @@ func Load(root control.Root) (*Resolver, error) {
 	dir, err := newFileDirectory(db.All(), table.All())
 	if err != nil {
 		return nil, err
+	}
+	domains, err := root.Lines("domains")
+	if err != nil {
+		return nil, fmt.Errorf("resolve: %w", err)
+	}
+	for _, line := range domains {
+		d, err := address.ParseDomain(line)
+		if err != nil || address.IsLiteral(d) {
+			return nil, fmt.Errorf("resolve: %s: %q is not a domain", root.Etc("domains"), line)
+		}
+		dir.domains[d] = true
 	}
 	return New(root, dir), nil
 }

@@ -78,6 +78,31 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+func TestLoadDomainsFile(t *testing.T) {
+	root := control.Root(t.TempDir())
+	writeEtc(t, root, "domains", "# set up before their users\nNew.Example\nbücher.example\n")
+	r, err := Load(root)
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	for _, tc := range []struct {
+		domain string
+		want   bool
+	}{{"new.example", true}, {"xn--bcher-kva.example", true}, {"other.example", false}} {
+		if got := r.IsLocalDomain(tc.domain); got != tc.want {
+			t.Errorf("IsLocalDomain(%q) = %v, want %v", tc.domain, got, tc.want)
+		}
+	}
+	a, _ := address.Parse("nobody@new.example")
+	if _, err := r.Resolve(a); !errors.Is(err, ErrUnknownUser) {
+		t.Errorf("Resolve(nobody@new.example) = %v, want ErrUnknownUser", err)
+	}
+	writeEtc(t, root, "domains", "[127.0.0.1]\n")
+	if _, err := Load(root); err == nil {
+		t.Errorf("Load with an address literal in etc/domains succeeded")
+	}
+}
+
 func TestLoadMissingFiles(t *testing.T) {
 	r, err := Load(control.Root(t.TempDir()))
 	if err != nil {

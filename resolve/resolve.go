@@ -9,7 +9,8 @@
 //  3. for a subaddress (RFC 5233) "user+detail", the user "user" (the target
 //     carries the detail), then the alias "user";
 //  4. the catch-all alias "@domain";
-//  5. if the domain is local (some user or alias is in it): ErrUnknownUser;
+//  5. if the domain is local (some user or alias is in it, or etc/domains
+//     lists it): ErrUnknownUser;
 //  6. otherwise the address is remote.
 //
 // Alias targets go through the same rules, so aliases may point to aliases,
