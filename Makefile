@@ -39,12 +39,40 @@ bench: build
 run: build
 	$(GO) run ./scripts/run
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: the programs in PREFIX/sbin
+# (sendmail and mailq are links to sendq), the setup script as
+# PREFIX/sbin/postkit-setup, manual pages in PREFIX/share/man, systemd units
+# in UNITDIR (default PREFIX/lib/systemd/system, which systemd reads for
+# PREFIX /usr/local and /usr), and examples (etc/, inetd.conf, xinetd.d/,
+# tcpserver run scripts) in DOCDIR/examples. Units and examples name the
+# programs by their installed path, PREFIX/sbin. Nothing is written outside
+# these directories: /var/lib/postkit is made by postkit-setup.
+install: UNITDIR ?= $(PREFIX)/lib/systemd/system
+install: DOCDIR ?= $(PREFIX)/share/doc/postkit
 install: build
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/share/man/man8
 	for c in $(notdir $(wildcard $(CMDS:%=bin/%))); do install -m 0755 bin/$$c $(DESTDIR)$(PREFIX)/sbin/$$c; done
+	ln -sf sendq $(DESTDIR)$(PREFIX)/sbin/sendmail
+	ln -sf sendq $(DESTDIR)$(PREFIX)/sbin/mailq
+	install -m 0755 scripts/setup.sh $(DESTDIR)$(PREFIX)/sbin/postkit-setup
 	for p in $(wildcard man/*.5); do install -m 0644 $$p $(DESTDIR)$(PREFIX)/share/man/man5/; done
 	for p in $(wildcard man/*.7); do install -m 0644 $$p $(DESTDIR)$(PREFIX)/share/man/man7/; done
 	for p in $(wildcard man/*.8); do install -m 0644 $$p $(DESTDIR)$(PREFIX)/share/man/man8/; done
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples/etc $(DESTDIR)$(DOCDIR)/examples/xinetd.d
+	for u in scripts/systemd/*.socket scripts/systemd/*.service; do \
+		sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/} && chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
+	done
+	for f in etc-example/*; do install -m 0644 $$f $(DESTDIR)$(DOCDIR)/examples/etc/; done
+	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' inetd/examples/inetd.conf > $(DESTDIR)$(DOCDIR)/examples/inetd.conf
+	chmod 0644 $(DESTDIR)$(DOCDIR)/examples/inetd.conf
+	for f in inetd/examples/xinetd.d/*; do \
+		sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' $$f > $(DESTDIR)$(DOCDIR)/examples/xinetd.d/$${f##*/} && chmod 0644 $(DESTDIR)$(DOCDIR)/examples/xinetd.d/$${f##*/} || exit 1; \
+	done
+	for d in inetd/examples/tcpserver/*/; do \
+		n=$$(basename $$d); install -d $(DESTDIR)$(DOCDIR)/examples/tcpserver/$$n && \
+		sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' $$d/run > $(DESTDIR)$(DOCDIR)/examples/tcpserver/$$n/run && \
+		chmod 0755 $(DESTDIR)$(DOCDIR)/examples/tcpserver/$$n/run || exit 1; \
+	done
 
 clean:
 	rm -rf bin run
