@@ -1,0 +1,59 @@
+// Package imapmsg reads stored messages the way IMAP FETCH and SEARCH see
+// them: ENVELOPE, BODYSTRUCTURE, BODY[section], BINARY[section] and the
+// SEARCH keys that look at contents (RFC 3501, RFC 9051, RFC 3516). imapd
+// uses it for every message it serves; package imapcache keeps what it
+// computes so that most FETCHes never open a file.
+//
+// # Stored form and wire form
+//
+// Maildir files hold messages with LF line endings (package maildir);
+// clients see them with CRLF. Every size and offset this package reports
+// (RFC822.SIZE, section sizes, BODYSTRUCTURE octets and lines, <partial>
+// origins) is exact for that CRLF form, which is what maildir.NewCRLFReader
+// produces: each LF not preceded by CR becomes CRLF, everything else (a
+// bare CR, NUL bytes, 8-bit bytes) passes unchanged. Sections are streamed
+// from the file, never built in memory, and their size is known before the
+// first byte is written, as an IMAP literal requires.
+//
+// # Parsing
+//
+// The MIME structure (RFC 2045, RFC 2046) is found in one pass over the
+// file that keeps the file offset, the CRLF offset and the line count of
+// every entity. go-message parses no offsets, so only that pass is done
+// here; charsets, RFC 2047 words and address semantics come from
+// go-message and the standard library. The rules, which follow Dovecot
+// where the RFCs leave room:
+//
+//   - The header ends at the first empty line, which belongs to it. A
+//     message without one is all header and has an empty body; a bare CR
+//     ends no line.
+//   - A delimiter is a line "--" boundary, or "--" boundary "--" for the
+//     last, followed only by white space (RFC 2046 §5.1.1); the line ending
+//     before it belongs to it, not to the part. Delimiters of every
+//     enclosing multipart are recognised, the innermost first, so a part
+//     that is never closed ends where an outer part does. The preamble and
+//     the epilogue are in no part.
+//   - A multipart in which no part is found has one empty text/plain part
+//     (IMAP has no empty multipart); a multipart without a boundary
+//     parameter, like any invalid Content-Type, is text/plain;
+//     charset=us-ascii (RFC 2045 §5.2).
+//   - message/rfc822 and message/global parts in an identity transfer
+//     encoding are taken apart; otherwise they enclose an empty message.
+//     Entities nest at most 64 deep; deeper ones are opaque.
+//   - Header fields are read from the first 256 KiB of each header and
+//     lines are looked at in their first 64 KiB; sizes never depend on
+//     these limits.
+//
+// Malformed messages (NUL bytes, 8-bit headers, broken boundaries, huge
+// lines, CR line endings, files shorter than their size) never make it
+// fail or hang; only read errors do.
+//
+// # Use
+//
+// Open (or New, for any io.ReaderAt) gives a Message; Envelope reads only
+// the header, BodyStructure and sections of parts read the file once and
+// remember the structure, BodySection and BinarySection return a Section
+// whose Size is exact and whose WriteTo writes it. A Matcher evaluates
+// SEARCH criteria, opening a message only when the criteria need its
+// contents.
+package imapmsg

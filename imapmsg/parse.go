@@ -1,0 +1,336 @@
+package imapmsg
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// maxDepth bounds the nesting of multiparts and message/rfc822 parts that
+// are taken apart; deeper entities are served as opaque leaves (Dovecot
+// stops at a similar depth), so that a crafted message cannot make parsing
+// recurse without end.
+const maxDepth = 64
+
+// An entity is a MIME entity of a message (RFC 2045 §2.4): the message
+// itself, a part of a multipart, or the message inside a message/rfc822
+// part. Offsets are file offsets (hdr, body, end) and the same positions in
+// the CRLF form (vhdr, vbody, vend). The header is [hdr, body) and includes
+// the blank line that ends it; the body is [body, end) and excludes the
+// line ending before the next boundary, which belongs to the boundary
+// (RFC 2046 §5.1.1).
+type entity struct {
+	hdr, body, end    int64
+	vhdr, vbody, vend int64
+	lines             int64 // LFs in the body: its line count
+
+	header header
+	mime   mimeInfo
+
+	children []*entity // the parts of a multipart
+	msg      *entity   // the message inside a message/rfc822 part
+	// multipart is set for a multipart that was taken apart; its children
+	// are never empty (an empty one gets a synthetic empty text part).
+	multipart bool
+}
+
+// A Message is one stored message (a Maildir file, LF line endings) as IMAP
+// clients see it: with CRLF line endings. It parses lazily: the header when
+// a header-only answer is asked for, the whole MIME structure when a part
+// or the body structure is. A Message is not safe for concurrent use.
+type Message struct {
+	r     io.ReaderAt
+	size  int64
+	vsize int64 // -1 until known
+	file  *os.File
+
+	top  *entity // header only (body and end unset) or the full parse
+	full bool    // top is the full parse
+	err  error
+}
+
+// New returns the message stored in r, which holds size bytes. vsize is its
+// size with CRLF line endings if known (the ",W=" of its file name, or a
+// cached value), else -1; a wrong vsize shows as ErrSizeChanged from
+// Section.WriteTo.
+func New(r io.ReaderAt, size, vsize int64) *Message {
+	return &Message{r: r, size: size, vsize: vsize}
+}
+
+// Open opens a message file; vsize is as for New. Close releases it.
+// Files up to slurpSize are read whole at once, which is cheaper than
+// reading their header and body separately.
+func Open(path string, vsize int64) (*Message, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("imapmsg: %w", err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("imapmsg: %w", err)
+	}
+	if size := info.Size(); size <= slurpSize {
+		data := make([]byte, size)
+		n, err := io.ReadFull(f, data)
+		f.Close()
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("imapmsg: read %s: %w", path, err)
+		}
+		return New(bytes.NewReader(data[:n]), int64(n), vsize), nil
+	}
+	m := New(f, info.Size(), vsize)
+	m.file = f
+	return m, nil
+}
+
+const slurpSize = 128 << 10
+
+// Close closes the file Open opened; it does nothing for New's messages.
+func (m *Message) Close() error {
+	if m.file == nil {
+		return nil
+	}
+	err := m.file.Close()
+	m.file = nil
+	return err
+}
+
+// header parses the top-level header, if nothing has been parsed yet.
+func (m *Message) header() (*entity, error) {
+	if m.top != nil || m.err != nil {
+		return m.top, m.err
+	}
+	s := newScanner(m.r, m.size)
+	defer s.release()
+	p := &parser{s: s}
+	e := &entity{}
+	p.readHeader(e)
+	e.mime = parseMIME(e.header, false)
+	if s.err != nil {
+		m.err = fmt.Errorf("imapmsg: read: %w", s.err)
+		return nil, m.err
+	}
+	m.top = e
+	return e, nil
+}
+
+// parse parses the whole message, once.
+func (m *Message) parse() (*entity, error) {
+	if m.full || m.err != nil {
+		return m.top, m.err
+	}
+	s := newScanner(m.r, m.size)
+	defer s.release()
+	p := &parser{s: s}
+	e, _, _ := p.entity(false, 0)
+	if s.err != nil {
+		m.err = fmt.Errorf("imapmsg: read: %w", s.err)
+		return nil, m.err
+	}
+	m.top, m.full = e, true
+	m.vsize = e.vend
+	return e, nil
+}
+
+// VSize returns the size of the message with CRLF line endings: its
+// RFC822.SIZE. Unless New or Open was given it, it reads the whole file.
+func (m *Message) VSize() (int64, error) {
+	if m.vsize >= 0 {
+		return m.vsize, nil
+	}
+	if _, err := m.parse(); err != nil {
+		return 0, err
+	}
+	return m.vsize, nil
+}
+
+type parser struct {
+	s     *scanner
+	stack []string // boundaries of the enclosing multiparts, outermost first
+}
+
+// readHeader reads an entity's header starting at the scanner's position
+// and sets e.hdr, e.body and e.header. The header ends with a blank line
+// (included), at the end of the data, or before a delimiter of an enclosing
+// multipart, which is then returned (consumed) and e's body is empty.
+func (p *parser) readHeader(e *entity) (delimiter, bool) {
+	s := p.s
+	e.hdr, e.vhdr = s.pos, s.vpos
+	var h []byte
+	for {
+		ln, ok := s.line()
+		if !ok {
+			e.body, e.vbody = s.pos, s.vpos
+			e.header = h
+			return delimiter{}, false
+		}
+		if len(p.stack) > 0 {
+			if level, closing, ok := matchDelimiter(ln.text, p.stack); ok {
+				d := delimiter{line: ln, level: level, close: closing}
+				e.body, e.vbody = p.before(d, e.hdr, e.vhdr)
+				e.header = h
+				return d, true
+			}
+		}
+		if len(ln.text) == 0 && ln.lf {
+			e.body, e.vbody = s.pos, s.vpos
+			e.header = h
+			return delimiter{}, false
+		}
+		if len(h) < maxHeader {
+			t := ln.text
+			if len(h)+len(t) > maxHeader {
+				t = t[:maxHeader-len(h)]
+			}
+			h = append(h, t...)
+			h = append(h, '\n')
+		}
+		if !ln.lf {
+			e.body, e.vbody = s.pos, s.vpos
+			e.header = h
+			return delimiter{}, false
+		}
+	}
+}
+
+// before returns the offsets where the data before delimiter d ends: just
+// before the line ending that precedes it, but not before from.
+func (p *parser) before(d delimiter, from, vfrom int64) (int64, int64) {
+	term := int64(1)
+	if d.crlfBefore {
+		term = 2
+	}
+	end, vend := d.start-term, d.vstart-2
+	if end < from {
+		return from, vfrom
+	}
+	return end, vend
+}
+
+// entity parses one entity starting at the scanner's position. It stops at
+// a delimiter of an enclosing multipart, which it consumes and returns, or
+// at the end of the data.
+func (p *parser) entity(digestChild bool, depth int) (*entity, delimiter, bool) {
+	s := p.s
+	e := &entity{}
+	d, found := p.readHeader(e)
+	e.mime = parseMIME(e.header, digestChild)
+	if found {
+		e.end, e.vend = e.body, e.vbody
+		e.multipart = isMultipart(e.mime) && depth < maxDepth
+		complete(e)
+		return e, d, true
+	}
+	lfs := s.lfs
+	switch {
+	case isMultipart(e.mime) && depth < maxDepth:
+		e.multipart = true
+		p.stack = append(p.stack, e.mime.params["boundary"])
+		level := len(p.stack) - 1
+		digest := e.mime.sub == "digest"
+		d, found = s.skipToDelimiter(p.stack) // the preamble
+		for found && d.level == level && !d.close {
+			var child *entity
+			child, d, found = p.entity(digest, depth+1)
+			e.children = append(e.children, child)
+		}
+		p.stack = p.stack[:level]
+		if found && d.level == level {
+			// After the close delimiter: the epilogue, up to an enclosing
+			// delimiter or the end.
+			d, found = s.skipToDelimiter(p.stack)
+		}
+	case isMessage(e.mime) && isIdentity(e.mime.encoding) && depth < maxDepth:
+		e.msg, d, found = p.entity(false, depth+1)
+	default:
+		d, found = s.skipToDelimiter(p.stack)
+	}
+	if found {
+		e.end, e.vend = p.before(d, e.body, e.vbody)
+		if e.end > e.body {
+			e.lines = d.lfsBefore - lfs - 1
+		}
+	} else {
+		e.end, e.vend = s.pos, s.vpos
+		e.lines = s.lfs - lfs
+	}
+	if e.msg != nil && e.msg.end > e.end {
+		// The inner message ran into the boundary's line ending.
+		clip(e.msg, e.end, e.vend)
+	}
+	for _, c := range e.children {
+		if c.end > e.end {
+			clip(c, e.end, e.vend)
+		}
+	}
+	complete(e)
+	return e, d, found
+}
+
+// complete gives a multipart without parts one empty text/plain part, as
+// Dovecot reports it (IMAP has no empty multipart), and a message/rfc822
+// part that could not be taken apart (encoded, or nested too deep) an
+// empty message, so that its BODYSTRUCTURE still has the envelope, body
+// and lines that clients expect of the type (RFC 3501 §7.4.2).
+func complete(e *entity) {
+	if e.multipart && len(e.children) == 0 {
+		e.children = []*entity{emptyEntity(e.end, e.vend)}
+	}
+	if !e.multipart && isMessage(e.mime) && e.msg == nil {
+		e.msg = emptyEntity(e.end, e.vend)
+	}
+}
+
+// clip shortens an entity (and its last descendants) that ends after
+// end; this happens only where a body is empty and the line ending before
+// a delimiter was counted into an inner header.
+func clip(e *entity, end, vend int64) {
+	if e.end <= end {
+		return
+	}
+	e.end, e.vend = end, vend
+	if e.body > end {
+		e.body, e.vbody = end, vend
+	}
+	if e.hdr > end {
+		e.hdr, e.vhdr = end, vend
+	}
+	if e.msg != nil {
+		clip(e.msg, end, vend)
+	}
+	for _, c := range e.children {
+		clip(c, end, vend)
+	}
+}
+
+// emptyEntity is the part Dovecot reports for a multipart in which no part
+// was found: an empty text/plain.
+func emptyEntity(at, vat int64) *entity {
+	return &entity{
+		hdr: at, body: at, end: at, vhdr: vat, vbody: vat, vend: vat,
+		mime: mimeInfo{typ: "text", sub: "plain", params: map[string]string{"charset": "us-ascii"}},
+	}
+}
+
+func isMultipart(m mimeInfo) bool {
+	return m.typ == "multipart" && m.params["boundary"] != ""
+}
+
+// isMessage reports whether a part holds a message: message/rfc822 or
+// message/global (RFC 6532 §3.7).
+func isMessage(m mimeInfo) bool {
+	return m.typ == "message" && (m.sub == "rfc822" || m.sub == "global")
+}
+
+// isIdentity reports whether a transfer encoding leaves the data as it is
+// (RFC 2045 §6.2); a message/rfc822 in any other is opaque, as in Dovecot.
+func isIdentity(encoding string) bool {
+	switch encoding {
+	case "", "7bit", "8bit", "binary":
+		return true
+	}
+	return false
+}
