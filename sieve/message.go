@@ -32,26 +32,33 @@ type headerField struct {
 	value string // unfolded, undecoded
 }
 
+// countingReader counts the bytes read and keeps the first read error, to
+// tell a failing file from a malformed header.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	n   int64
+	err error
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
 	return n, err
 }
 
 // NewMessage reads the header of the message in r, which holds size bytes
 // (the size test compares with size). The header is read leniently: a
-// malformed line ends it, and the fields before it count.
+// malformed line ends it, and the fields before it count. Only a failure to
+// read r is an error.
 func NewMessage(r io.ReaderAt, size int64) (*Message, error) {
 	cr := &countingReader{r: io.NewSectionReader(r, 0, min(size, maxHeaderSize))}
 	br := bufio.NewReader(cr)
-	h, err := textproto.ReadHeader(br)
-	if err != nil && h.Len() == 0 && size > 0 && !strings.Contains(err.Error(), "EOF") {
-		return nil, fmt.Errorf("sieve: reading message header: %w", err)
+	h, _ := textproto.ReadHeader(br)
+	if cr.err != nil {
+		return nil, fmt.Errorf("sieve: reading message header: %w", cr.err)
 	}
 	m := &Message{r: r, size: size, bodyOff: cr.n - int64(br.Buffered())}
 	// Fields runs top down, the order :index counts in (RFC 5260 §6).
