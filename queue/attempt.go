@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/postkit/postkit/address"
+	"github.com/postkit/postkit/dkimsign"
 	"github.com/postkit/postkit/lda"
 	"github.com/postkit/postkit/remote"
 	"github.com/postkit/postkit/resolve"
@@ -29,6 +30,11 @@ type attempt struct {
 	mu     sync.Mutex
 	env    *spool.Envelope
 	broken bool // an update failed: record nothing more
+
+	// signOnce makes the DKIM signatures once for all the remote groups
+	// of the attempt; dkimHeader holds them.
+	signOnce   sync.Once
+	dkimHeader string
 }
 
 // job is the delivery of one envelope recipient (by index) to its target.
@@ -288,9 +294,11 @@ func (g *group) deliver(ctx context.Context, a *attempt, d *destination) []outco
 		}
 		return outs
 	}
+	header := a.sign()
 	a.mu.Lock()
 	env := a.env
 	msg := &remote.Message{
+		Header:     header,
 		From:       env.From,
 		RequireTLS: env.RequireTLS,
 		SMTPUTF8:   env.SMTPUTF8,
@@ -313,6 +321,40 @@ func (g *group) deliver(ctx context.Context, a *attempt, d *destination) []outco
 		a.r.markDown(d, rep.Results[0])
 	}
 	return outs
+}
+
+// sign returns the DKIM-Signature fields for the message (package
+// dkimsign), made on the first call of the attempt: a new signature per
+// attempt, whose time stamp says when it was sent. The message is read once
+// to sign and again to send, never held in memory.
+//
+// Only mail that starts here is signed: submitted by an authenticated user,
+// or locally (sendmail, sendq's own notifications). Mail that came in from
+// another host and is forwarded (an alias to a remote address) keeps the
+// signatures it came with: signing it would vouch for a From header that an
+// outsider wrote.
+func (a *attempt) sign() string {
+	a.signOnce.Do(func() {
+		env := a.env
+		if env.AuthUser == "" && env.ClientAddr != "" {
+			return
+		}
+		f, err := a.l.OpenMessage()
+		if err != nil {
+			a.r.cfg.Logf("id=%s event=dkim status=unsigned error=%q", env.ID, err)
+			return
+		}
+		defer f.Close()
+		fields, domain, err := dkimsign.SignFor(a.r.cfg.Root, f)
+		switch {
+		case err != nil:
+			a.r.cfg.Logf("id=%s event=dkim status=unsigned domain=%s error=%q", env.ID, domain, err)
+		case fields != "":
+			a.r.cfg.Logf("id=%s event=dkim status=signed domain=%s signatures=%d", env.ID, domain, strings.Count(fields, "DKIM-Signature:"))
+		}
+		a.dkimHeader = fields
+	})
+	return a.dkimHeader
 }
 
 // local delivers into Maildirs with lda, the same durable path as

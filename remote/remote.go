@@ -79,6 +79,9 @@ type Message struct {
 	// Open returns the message as stored (LF or CRLF line endings); it is
 	// called once per transaction.
 	Open func() (io.ReadSeekCloser, error)
+	// Header is sent in front of the stored message: header fields that
+	// sendq adds on the way out (DKIM-Signature), CRLF line endings.
+	Header string
 }
 
 // Result is the outcome for one recipient.

@@ -142,6 +142,25 @@ func TestDeliverOneTransactionWithSTARTTLS(t *testing.T) {
 	}
 }
 
+func TestHeaderSentInFront(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	f := &fakeNet{listen: map[string]string{"192.0.2.9:25": srv.Addr}}
+	msg := message(body, "a@[192.0.2.9]")
+	msg.Header = "DKIM-Signature: v=1; a=ed25519-sha256;\r\n b=abc\r\n"
+	rep := newClient(f).Deliver(context.Background(), "[192.0.2.9]", nil, msg)
+	if statuses(rep) != "delivered" {
+		t.Fatalf("Deliver = %+v", rep.Results)
+	}
+	m := srv.Messages()[0]
+	want := msg.Header + strings.ReplaceAll(body, "\n", "\r\n")
+	if string(m.Data) != want {
+		t.Errorf("data = %q, want %q", m.Data, want)
+	}
+	if m.MailOpts.Size != int64(len(want)) {
+		t.Errorf("SIZE = %d, want %d with the header counted", m.MailOpts.Size, len(want))
+	}
+}
+
 func TestPlainTextOnlyWithoutSTARTTLS(t *testing.T) {
 	srv := smtptest.Start(t, smtptest.Options{})
 	f := &fakeNet{listen: map[string]string{"192.0.2.9:25": srv.Addr}}

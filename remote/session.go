@@ -272,6 +272,7 @@ func (s *session) transaction(client *smtp.Client, open []int) (map[int]outcome,
 	if err != nil {
 		return nil, &Result{Status: TempFail, Code: "4.3.0", Reply: "reading the queued message: " + err.Error()}
 	}
+	size += int64(len(s.msg.Header))
 	// RFC 1870 §6: do not send a message the server has said is too big.
 	if limit, ok := client.MaxMessageSize(); ok && limit > 0 && size > int64(limit) {
 		return nil, &Result{Status: PermFail, Code: "5.3.4", Reply: fmt.Sprintf("552 5.3.4 message size %d exceeds the limit of %d of %s", size, limit, s.relay), Relay: s.relay}
@@ -324,7 +325,11 @@ func (s *session) transaction(client *smtp.Client, open []int) (map[int]outcome,
 		return out, nil
 	}
 	// textproto's DotWriter turns LF into CRLF and stuffs leading dots.
-	if _, err := io.Copy(w, f); err != nil {
+	_, err = io.WriteString(w, s.msg.Header)
+	if err == nil {
+		_, err = io.Copy(w, f)
+	}
+	if err != nil {
 		res := s.fail(err, "sending the message")
 		setAll(outcome{Result: *res, elsewhere: true})
 		return out, nil
