@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io/fs"
 	"net"
@@ -736,4 +737,139 @@ func TestSetupRefuses(t *testing.T) {
 	if _, err := os.Stat(root); err == nil {
 		t.Errorf("a refused setup created %s", root)
 	}
+}
+
+// TestSetupServesMail runs a server the way the README sets it up: setup,
+// mkuser as root, setup again, then smtpd, sendq and pop3d started as the
+// shipped units start them (ExecStart, socket activation) as the setup's
+// user. A message sent over SMTP reaches the Maildir, owned by that user,
+// and is read back over POP3 with TLS.
+func TestSetupServesMail(t *testing.T) {
+	setupNeedRoot(t)
+	for _, tool := range []string{"systemd-socket-activate", "setpriv", "openssl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	for _, prog := range []string{"smtpd", "sendq", "pop3d", "mkuser"} {
+		unitNeedProg(t, prog)
+	}
+	name := setupUser(t)
+	root := filepath.Join(setupBase(t), "root")
+	if code, out := setupRun(t, "--root", root, "--user", name, "--hostname", "mail.example.test"); code != 0 {
+		t.Fatalf("setup exited %d:\n%s", code, out)
+	}
+	mk := exec.Command(Bin(t, "mkuser"), "--root", root, "add", "alice@example.test")
+	mk.Stdin = strings.NewReader("secret\n")
+	if out, err := mk.CombinedOutput(); err != nil {
+		t.Fatalf("mkuser add: %v\n%s", err, out)
+	}
+	if code, out := setupRun(t, "--root", root, "--user", name); code != 0 {
+		t.Fatalf("setup after mkuser exited %d:\n%s", code, out)
+	}
+	if err := os.Chmod(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	asUser := []string{"setpriv", "--reuid=" + name, "--regid=" + name, "--init-groups", "--"}
+	execStart := func(unit string) []string {
+		argv := strings.Fields(unitParse(t, filepath.Join(unitDir(), unit)).get("Service", "ExecStart"))
+		return append(append(slices.Clone(asUser), Bin(t, filepath.Base(argv[0]))), argv[1:]...)
+	}
+	activate := func(unit string) string {
+		addr, _ := unitFreeAddr(t)
+		args := append([]string{"-l", addr, "-E", "POSTKIT_ROOT=" + root}, execStart(unit)...)
+		p := unitStart(t, exec.Command("systemd-socket-activate", args...))
+		p.waitLine(t, regexp.MustCompile(`^Listening on `+regexp.QuoteMeta(addr)))
+		return addr
+	}
+	sendq := exec.Command(execStart("postkit-sendq.service")[0], execStart("postkit-sendq.service")[1:]...)
+	sendq.Env = append(os.Environ(), "POSTKIT_ROOT="+root)
+	unitStart(t, sendq).waitLine(t, regexp.MustCompile(`event=start`))
+
+	c, err := net.Dial("tcp", activate("postkit-smtp.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for _, step := range []struct{ send, want string }{
+		{"", "220 "},
+		{"HELO client.example", "250 "},
+		{"MAIL FROM:<bob@remote.example>", "250 "},
+		{"RCPT TO:<alice@example.test>", "250 "},
+		{"DATA", "354 "},
+		{"Subject: via postkit-setup\r\n\r\nhello\r\n.", "250 "},
+		{"QUIT", "221 "},
+	} {
+		if step.send != "" {
+			fmt.Fprintf(c, "%s\r\n", step.send)
+		}
+		c.SetReadDeadline(time.Now().Add(60 * time.Second))
+		line, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, step.want) {
+			t.Fatalf("SMTP: after %q got %q, %v; want %q...", step.send, line, err, step.want)
+		}
+	}
+
+	newDir := filepath.Join(root, "mail/example.test/alice/new")
+	deadline := time.Now().Add(60 * time.Second)
+	var files []os.DirEntry
+	for len(files) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no message in %s after 60s", newDir)
+		}
+		time.Sleep(10 * time.Millisecond)
+		files, _ = os.ReadDir(newDir)
+	}
+	info, err := os.Stat(filepath.Join(newDir, files[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := user.Lookup(name); strconv.FormatUint(uint64(info.Sys().(*syscall.Stat_t).Uid), 10) != u.Uid || info.Mode().Perm() != 0o600 {
+		t.Errorf("delivered %s: mode %v uid %d, want 0600 and %s's", files[0].Name(), info.Mode(), info.Sys().(*syscall.Stat_t).Uid, name)
+	}
+
+	certPEM, err := os.ReadFile(filepath.Join(root, "etc/tls/cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	pc, err := tls.Dial("tcp", activate("postkit-pop3s.service"), &tls.Config{RootCAs: pool, ServerName: "mail.example.test"})
+	if err != nil {
+		t.Fatalf("POP3 over TLS with setup's certificate: %v", err)
+	}
+	defer pc.Close()
+	pr := bufio.NewReader(pc)
+	for _, step := range []struct{ send, want string }{
+		{"", "+OK"},
+		{"USER alice@example.test", "+OK"},
+		{"PASS secret", "+OK"},
+		{"STAT", "+OK 1 "},
+		{"RETR 1", "+OK"},
+	} {
+		if step.send != "" {
+			fmt.Fprintf(pc, "%s\r\n", step.send)
+		}
+		pc.SetReadDeadline(time.Now().Add(60 * time.Second))
+		line, err := pr.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, step.want) {
+			t.Fatalf("POP3: after %q got %q, %v; want %q...", step.send, line, err, step.want)
+		}
+	}
+	var msg strings.Builder
+	for {
+		line, err := pr.ReadString('\n')
+		if err != nil {
+			t.Fatalf("POP3 RETR: %v after %q", err, msg.String())
+		}
+		if line == ".\r\n" {
+			break
+		}
+		msg.WriteString(line)
+	}
+	if !strings.Contains(msg.String(), "Subject: via postkit-setup\r\n") || !strings.HasSuffix(msg.String(), "\r\nhello\r\n") {
+		t.Errorf("POP3 RETR 1 =\n%s", msg.String())
+	}
+	fmt.Fprintf(pc, "QUIT\r\n")
 }
