@@ -1,0 +1,62 @@
+package imapd
+
+import (
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapserver"
+)
+
+const (
+	// idleRecheck is how often IDLE looks at the folder even without an
+	// inotify event (a file system that sends none, such as NFS).
+	idleRecheck = 30 * time.Second
+	// idleNoInotify is how often it looks when inotify is not available.
+	idleNoInotify = time.Second
+)
+
+// Idle reports changes to the selected folder while the client waits
+// (RFC 2177, RFC 9051 §6.3.13). inotify on the folder's new/ and cur/
+// wakes it when any process delivers, renames or removes a file; after a
+// short pause that lets a burst of changes settle it updates the client,
+// so that changes reach it within a second.
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if s.sel == nil {
+		<-stop
+		return nil
+	}
+	changed := make(chan struct{}, 1)
+	recheck := idleRecheck
+	if n, err := getNotifier(); err != nil {
+		recheck = idleNoInotify
+	} else if cancel, err := n.watch(changed, s.sel.dir.New(), s.sel.dir.Cur()); err != nil {
+		s.logError("idle "+s.sel.name, err)
+		recheck = idleNoInotify
+	} else {
+		defer cancel()
+	}
+	if err := s.update(w, true); err != nil {
+		return err
+	}
+	ticker := time.NewTicker(recheck)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-changed:
+			select {
+			case <-stop:
+				return nil
+			case <-time.After(settle):
+			}
+		case <-ticker.C:
+		}
+		if s.sel == nil {
+			<-stop
+			return nil
+		}
+		if err := s.update(w, true); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,99 @@
+package imapd
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/postkit/postkit/address"
+	"github.com/postkit/postkit/maildir"
+	"github.com/postkit/postkit/resolve"
+	"github.com/postkit/postkit/users"
+)
+
+// errBadCredentials is what authenticate returns for a wrong address or
+// password.
+var errBadCredentials = errors.New("imapd: invalid credentials")
+
+// Login checks a LOGIN or AUTHENTICATE PLAIN (go-imap turns the latter
+// into a Login call; it has already refused both without TLS unless this
+// server allows plain text). A failed login is answered after a delay
+// that doubles with each failure, and the third closes the connection
+// with BYE.
+func (s *session) Login(username, password string) error {
+	user, root, err := s.srv.authenticate(username, password)
+	if errors.Is(err, errBadCredentials) {
+		return s.loginFailed(username)
+	}
+	if err != nil {
+		s.logError("login "+username, err)
+		return noError(imap.ResponseCodeUnavailable, "Authentication temporarily unavailable")
+	}
+	s.user, s.root = user, root
+	return nil
+}
+
+func (s *session) loginFailed(login string) error {
+	s.failures++
+	sleep := time.Sleep
+	if s.srv.sleep != nil {
+		sleep = s.srv.sleep
+	}
+	sleep(s.srv.failureDelay() << (s.failures - 1))
+	if s.failures >= MaxLoginFailures {
+		s.result = "too-many-login-failures"
+		// The tagged NO that go-imap writes next fails on the closed
+		// connection, which ends the session.
+		s.conn.Bye("Too many failed logins")
+		return imapserver.ErrAuthFailed
+	}
+	return imapserver.ErrAuthFailed
+}
+
+// authenticate checks the login (a full address, so "Alice@Example.ORG"
+// logs in alice@example.org) and password against etc/users and
+// etc/app-passwords, and finds the user's Maildir as delivery does. It
+// returns the address's key and the Maildir, creating the Maildir if
+// nothing was delivered yet. Logins that are no address fail like wrong
+// passwords.
+func (s *Server) authenticate(login, password string) (string, maildir.Dir, error) {
+	addr, err := address.Parse(login)
+	if err != nil {
+		return "", "", errBadCredentials
+	}
+	user := addr.Key()
+	ok, err := users.Authenticate(s.Root, user, password)
+	if err != nil {
+		return "", "", fmt.Errorf("imapd: %w", err)
+	}
+	if !ok {
+		return "", "", errBadCredentials
+	}
+	r, err := resolve.Load(s.Root)
+	if err != nil {
+		return "", "", fmt.Errorf("imapd: %w", err)
+	}
+	targets, err := r.Resolve(addr)
+	if err != nil {
+		return "", "", fmt.Errorf("imapd: %w", err)
+	}
+	// A user's own address resolves to that user alone (rule 1 of package
+	// resolve); anything else means the user went away meanwhile.
+	if len(targets) != 1 || targets[0].Kind != resolve.Local || targets[0].Address.Key() != user || targets[0].Detail != "" {
+		return "", "", fmt.Errorf("imapd: %s does not resolve to its own Maildir", user)
+	}
+	dir := targets[0].Maildir
+	if _, err := os.Stat(dir); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return "", "", fmt.Errorf("imapd: %w", err)
+		}
+		if err := maildir.Create(dir); err != nil {
+			return "", "", fmt.Errorf("imapd: %w", err)
+		}
+	}
+	return user, maildir.Dir(dir), nil
+}

@@ -1,0 +1,193 @@
+package imapd
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+)
+
+func TestCapabilities(t *testing.T) {
+	f := newFixture(t)
+	c := f.login()
+	caps, err := c.Capability().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []imap.Cap{imap.CapIMAP4rev2, imap.CapIMAP4rev1, imap.CapMove, imap.CapNamespace, imap.CapUIDPlus,
+		imap.CapESearch, imap.CapSearchRes, imap.CapIdle, imap.CapListExtended, imap.CapListStatus, imap.CapStatusSize,
+		imap.CapSpecialUse, imap.CapCreateSpecialUse, imap.CapChildren, imap.CapUnselect, imap.CapEnable, imap.CapBinary,
+		"APPENDLIMIT=52428800"} {
+		if !caps.Has(want) {
+			t.Errorf("CAPABILITY after login lacks %s: %v", want, caps)
+		}
+	}
+	ns, err := c.Namespace().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns.Personal) != 1 || ns.Personal[0].Prefix != "" || ns.Personal[0].Delim != '/' || ns.Other != nil || ns.Shared != nil {
+		t.Errorf("NAMESPACE = %+v", ns)
+	}
+	if err := c.Noop().Wait(); err != nil {
+		t.Errorf("NOOP: %v", err)
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Errorf("LOGOUT: %v", err)
+	}
+}
+
+// TestLoginFailures checks the growing delay and the BYE after the third
+// failure, and that the session is logged.
+func TestLoginFailures(t *testing.T) {
+	f := newFixture(t)
+	conn, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(conn)
+	r.ReadString('\n')
+	for i, login := range []string{testUser, `"not an address"`, "bob@example.org"} {
+		fmt.Fprintf(conn, "a%d LOGIN %s wrong\r\n", i, login)
+		line, _ := r.ReadString('\n')
+		if i == 2 {
+			if !strings.HasPrefix(line, "* BYE ") {
+				t.Errorf("after the third failure: %q, want * BYE", line)
+			}
+			break
+		}
+		if want := fmt.Sprintf("a%d NO [AUTHENTICATIONFAILED] ", i); !strings.HasPrefix(line, want) {
+			t.Errorf("failure %d: %q, want %q...", i+1, line, want)
+		}
+	}
+	if rest, err := io.ReadAll(r); err != nil || len(rest) != 0 {
+		t.Errorf("after BYE: %q, %v; want the connection closed", rest, err)
+	}
+	want := []time.Duration{DefaultFailureDelay, 2 * DefaultFailureDelay, 4 * DefaultFailureDelay}
+	if got := *f.sleeps; len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("delays = %v, want %v", got, want)
+	}
+	waitLog(t, f, "result=too-many-login-failures")
+}
+
+func waitLog(t *testing.T, f *fixture, substr string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, l := range strings.Split(f.logs.String(), "\n") {
+			if strings.Contains(l, substr) {
+				return l
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line with %q in:\n%s", substr, f.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLoginSuccessLogLine(t *testing.T) {
+	f := newFixture(t)
+	c := f.dial(nil)
+	if err := c.Login("Alice@Example.ORG", testPassword).Wait(); err != nil {
+		t.Fatalf("LOGIN with a differently cased address: %v", err)
+	}
+	c.Logout().Wait()
+	l := waitLog(t, f, "imapd: session ")
+	if !strings.Contains(l, "user=alice@example.org tls=false") || !strings.Contains(l, "result=ok") || !strings.Contains(l, "client=127.0.0.1:") {
+		t.Errorf("session log line = %q", l)
+	}
+}
+
+func TestAuthenticatePlain(t *testing.T) {
+	f := newFixture(t)
+	c := f.dial(nil)
+	if err := c.Authenticate(sasl.NewPlainClient("", testUser, "wrong")); err == nil {
+		t.Fatal("AUTHENTICATE PLAIN with a wrong password succeeded")
+	}
+	if err := c.Authenticate(sasl.NewPlainClient("", testUser, testPassword)); err != nil {
+		t.Fatalf("AUTHENTICATE PLAIN: %v", err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatalf("SELECT after AUTHENTICATE: %v", err)
+	}
+}
+
+// TestLoginNeedsTLS runs a server that does not allow plain-text logins
+// from loopback: LOGIN is refused until STARTTLS.
+func TestLoginNeedsTLS(t *testing.T) {
+	f := newFixture(t, func(s *Server) { s.AllowPlaintextLoopback = false })
+	c := f.dial(nil)
+	caps, err := c.Capability().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !caps.Has(imap.CapLoginDisabled) || !caps.Has(imap.CapStartTLS) || caps.Has(imap.Cap("AUTH=PLAIN")) {
+		t.Errorf("CAPABILITY before TLS = %v, want LOGINDISABLED and STARTTLS", caps)
+	}
+	err = c.Login(testUser, testPassword).Wait()
+	if imapCode(err) != imap.ResponseCodePrivacyRequired {
+		t.Fatalf("LOGIN without TLS = %v, want NO [PRIVACYREQUIRED]", err)
+	}
+
+	tc, err := imapclient.DialStartTLS(f.addr, &imapclient.Options{TLSConfig: &tls.Config{RootCAs: f.certs, ServerName: "localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	if err := tc.Login(testUser, testPassword).Wait(); err != nil {
+		t.Fatalf("LOGIN after STARTTLS: %v", err)
+	}
+	tc.Logout().Wait()
+	waitLog(t, f, "user=alice@example.org tls=true")
+}
+
+// TestImplicitTLS serves a TLS listener, as inetd.Serve does with
+// --tls-implicit.
+func TestImplicitTLS(t *testing.T) {
+	f := newFixture(t, func(s *Server) { s.AllowPlaintextLoopback = false })
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", f.srv.TLSConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go f.srv.Serve(ln)
+	c, err := imapclient.DialTLS(ln.Addr().String(), &imapclient.Options{TLSConfig: &tls.Config{RootCAs: f.certs, ServerName: "localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(testUser, testPassword).Wait(); err != nil {
+		t.Fatalf("LOGIN over implicit TLS: %v", err)
+	}
+}
+
+// TestUnknownCommandBeforeLogin: go-imap hangs up on an unknown command
+// before login (a cross-protocol attack guard); the server survives.
+func TestUnknownCommandBeforeLogin(t *testing.T) {
+	f := newFixture(t)
+	conn, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	buf := make([]byte, 4096)
+	conn.Read(buf)
+	conn.Write([]byte("GET / HTTP/1.0\r\n"))
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, _ := conn.Read(buf)
+	if !strings.Contains(string(buf[:n]), "BYE") {
+		t.Errorf("answer to an HTTP request = %q, want BYE", buf[:n])
+	}
+	f.login()
+}

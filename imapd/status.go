@@ -1,0 +1,103 @@
+package imapd
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/postkit/postkit/maildir"
+	"github.com/postkit/postkit/maildir/uidlist"
+)
+
+// Status answers STATUS (RFC 9051 §6.3.11) from the folder's files and
+// dovecot-uidlist; SIZE (RFC 8438) is the sum of the messages' sizes with
+// CRLF line endings, as RFC822.SIZE reports them.
+func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	canon, d, err := s.existingFolder(name, imap.ResponseCodeNonExistent)
+	if err != nil {
+		return nil, err
+	}
+	return s.status(canon, d, options)
+}
+
+func (s *session) status(name string, d maildir.Dir, options *imap.StatusOptions) (*imap.StatusData, error) {
+	st, err := s.openBox(d).Sync()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, noError(imap.ResponseCodeNonExistent, "No such mailbox")
+	}
+	if err != nil {
+		return nil, s.serverError("status "+name, err)
+	}
+	var messages, unseen, deleted, recent uint32
+	var size, deletedSize int64
+	for _, e := range st.Entries {
+		messages++
+		n := maildir.ParseName(e.Name())
+		if !n.HasFlag(maildir.FlagSeen) {
+			unseen++
+		}
+		if e.InNew() {
+			recent++
+		}
+		if options.Size || options.DeletedStorage {
+			v := e.VSize
+			if v < 0 {
+				v = fileVSize(filepath.Join(string(d), e.Filename))
+			}
+			size += v
+			if n.HasFlag(maildir.FlagTrashed) {
+				deletedSize += v
+			}
+		}
+		if n.HasFlag(maildir.FlagTrashed) {
+			deleted++
+		}
+	}
+	data := &imap.StatusData{Mailbox: name, UIDValidity: st.UIDValidity, UIDNext: imap.UID(st.NextUID)}
+	if options.NumMessages {
+		data.NumMessages = &messages
+	}
+	if options.NumUnseen {
+		data.NumUnseen = &unseen
+	}
+	if options.NumDeleted {
+		data.NumDeleted = &deleted
+	}
+	if options.NumRecent {
+		data.NumRecent = &recent
+	}
+	if options.Size {
+		data.Size = &size
+	}
+	if options.DeletedStorage {
+		data.DeletedStorage = &deletedSize
+	}
+	if options.AppendLimit {
+		limit := uint32(s.srv.appendLimit())
+		data.AppendLimit = &limit
+	}
+	return data, nil
+}
+
+// openBox returns the UID list of the folder d.
+func (s *session) openBox(d maildir.Dir) *uidlist.Mailbox {
+	return uidlist.Open(string(d), &uidlist.Options{Root: string(s.root)})
+}
+
+// fileVSize computes the CRLF size of a message file whose name does not
+// carry it; a file gone meanwhile counts 0.
+func fileVSize(path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n, err := maildir.VirtualSize(f)
+	if err != nil {
+		return 0
+	}
+	return n
+}
