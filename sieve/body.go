@@ -45,7 +45,7 @@ func (m *Message) bodyParts(t bodyTransform) []bodyPart {
 		parts = []bodyPart{{text: string(b)}}
 	case bodyContent, bodyText:
 		budget := int64(MaxBodyText)
-		e, err := message.Read(io.NewSectionReader(m.r, 0, m.size))
+		e, err := message.Read(io.NewSectionReader(m.r, 0, m.n))
 		if e != nil && (err == nil || decodable(err)) {
 			collectParts(e, 0, &budget, &parts)
 		}

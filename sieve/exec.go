@@ -33,7 +33,6 @@ type run struct {
 
 	actions      []Action
 	cancelKeep   bool // the implicit keep is cancelled (RFC 5228 §2.10.2)
-	redirects    int
 	rejected     bool
 	vacationDone bool
 	kept         bool // an action that delivers, for reject's conflicts
@@ -246,14 +245,23 @@ func (c cmdRedirect) exec(r *run) error {
 	if !ok {
 		return errorf(c.pos, "invalid redirect address %q", c.address.expand(r))
 	}
-	r.redirects++
-	if r.redirects > MaxRedirects {
-		return errorf(c.pos, "too many redirects (limit %d)", MaxRedirects)
-	}
 	if !c.copy {
 		r.cancelKeep = true
 	}
-	return r.add(c.pos, Redirect{Address: addr, Copy: c.copy})
+	if err := r.add(c.pos, Redirect{Address: addr, Copy: c.copy}); err != nil {
+		return err
+	}
+	// Count distinct addresses: a repeated redirect merges (RFC 5228 §2.10.3).
+	n := 0
+	for _, a := range r.actions {
+		if _, ok := a.(Redirect); ok {
+			n++
+		}
+	}
+	if n > MaxRedirects {
+		return errorf(c.pos, "too many redirects (limit %d)", MaxRedirects)
+	}
+	return nil
 }
 
 type cmdReject struct {

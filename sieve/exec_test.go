@@ -64,6 +64,7 @@ func TestRun(t *testing.T) {
 			[]string{`redirect :copy "a@example.org"`, "keep # implicit"}, ""},
 		{"too many redirects", many("redirect \"a%d@example.org\";\n", MaxRedirects+1), []string{"keep # implicit"},
 			"sieve: 5:1: too many redirects (limit 4)"},
+		{"repeated redirects count once", strings.Repeat("redirect \"same@example.org\";\n", MaxRedirects+2), []string{`redirect "same@example.org"`}, ""},
 		{"too many actions", "require \"fileinto\";\n" + many("fileinto \"f%d\";\n", MaxActions+1), []string{"keep # implicit"},
 			"sieve: 34:1: too many actions (limit 32)"},
 		{"reject after fileinto", "require [\"fileinto\", \"reject\"];\nfileinto \"a\";\nreject \"no\";", []string{"keep # implicit"},

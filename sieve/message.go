@@ -20,8 +20,9 @@ const maxHeaderSize = 1 << 20
 type Message struct {
 	fields  []headerField
 	r       io.ReaderAt
+	n       int64 // bytes in r
 	bodyOff int64
-	size    int64
+	size    int64 // for the size test
 
 	bodyOnce sync.Mutex
 	bodies   map[string][]bodyPart // by transform, for the body test
@@ -49,18 +50,18 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// NewMessage reads the header of the message in r, which holds size bytes
-// (the size test compares with size). The header is read leniently: a
-// malformed line ends it, and the fields before it count. Only a failure to
-// read r is an error.
-func NewMessage(r io.ReaderAt, size int64) (*Message, error) {
-	cr := &countingReader{r: io.NewSectionReader(r, 0, min(size, maxHeaderSize))}
+// NewMessage reads the header of the message in r, which holds n bytes.
+// The header is read leniently: a malformed line ends it, and the fields
+// before it count. Only a failure to read r is an error. The size test
+// compares with n unless SetSize says otherwise.
+func NewMessage(r io.ReaderAt, n int64) (*Message, error) {
+	cr := &countingReader{r: io.NewSectionReader(r, 0, min(n, maxHeaderSize))}
 	br := bufio.NewReader(cr)
 	h, _ := textproto.ReadHeader(br)
 	if cr.err != nil {
 		return nil, fmt.Errorf("sieve: reading message header: %w", cr.err)
 	}
-	m := &Message{r: r, size: size, bodyOff: cr.n - int64(br.Buffered())}
+	m := &Message{r: r, n: n, size: n, bodyOff: cr.n - int64(br.Buffered())}
 	// Fields runs top down, the order :index counts in (RFC 5260 §6).
 	for f := h.Fields(); f.Next(); {
 		m.fields = append(m.fields, headerField{key: strings.ToLower(f.Key()), value: f.Value()})
@@ -68,7 +69,12 @@ func NewMessage(r io.ReaderAt, size int64) (*Message, error) {
 	return m, nil
 }
 
-// Size is the size given to NewMessage.
+// SetSize sets the size the size test compares with, for a message stored
+// with other line ends than it has on the wire: RFC 5228 §5.9 counts the
+// octets of the RFC 5322 form, with CRLF line ends.
+func (m *Message) SetSize(size int64) { m.size = size }
+
+// Size is the size the size test compares with.
 func (m *Message) Size() int64 { return m.size }
 
 // rawValues returns the unfolded values of the fields named name, top down.
@@ -138,5 +144,5 @@ func (ix index) pick(vals []string) []string {
 
 // body returns the part of the message after the header.
 func (m *Message) body() io.Reader {
-	return io.NewSectionReader(m.r, m.bodyOff, m.size-m.bodyOff)
+	return io.NewSectionReader(m.r, m.bodyOff, m.n-m.bodyOff)
 }

@@ -130,7 +130,7 @@ func loadMessage(t *testing.T, name string, size int64) *Message {
 	if err != nil {
 		t.Fatalf("NewMessage(%s): %v", name, err)
 	}
-	m.size = size
+	m.SetSize(size)
 	return m
 }
 
