@@ -5,7 +5,8 @@
 // mail at all. It also looks up the IPv6 and IPv4 addresses of a host.
 //
 // Queries go with github.com/miekg/dns to the recursive resolvers named by
-// sendq's --dns flag or etc/dns, else to those of /etc/resolv.conf, so that
+// a --dns flag or etc/dns, else to those of /etc/resolv.conf (Configured;
+// NetResolver gives other DNS code the same servers), so that
 // temporary failures (SERVFAIL, timeouts: try again later) are told apart
 // from answers (NXDOMAIN, no records: give up).
 package mx
@@ -19,6 +20,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -72,6 +74,51 @@ func SystemResolver(resolvConf string) (*Resolver, error) {
 		r.Servers = append(r.Servers, net.JoinHostPort(s, cfg.Port))
 	}
 	return r, nil
+}
+
+// ResolvConf is where the system's name servers are listed.
+const ResolvConf = "/etc/resolv.conf"
+
+// Configured returns the resolver the administrator chose: the server at
+// addr when it is not empty (a --dns flag, or the control file etc/dns),
+// else the name servers of resolvConf, else 127.0.0.1, which resolv.conf(5)
+// says is used when it names none.
+func Configured(addr, resolvConf string) *Resolver {
+	if addr != "" {
+		return NewResolver(addr)
+	}
+	if r, err := SystemResolver(resolvConf); err == nil {
+		return r
+	}
+	return NewResolver("127.0.0.1")
+}
+
+// NetResolver returns a *net.Resolver (Go's own DNS client) whose queries go
+// to r's servers, for code that takes one, such as the SPF, DKIM and DMARC
+// libraries: each connection it opens goes to the next server in turn (Go
+// tries each query twice, with resolv.conf's timeout, 5s by default). Its
+// errors are *net.DNSError,
+// which tell NXDOMAIN (IsNotFound) from a failure (IsTemporary, IsTimeout).
+// Names without a final dot may still get resolv.conf's search domains
+// appended: pass fully qualified names.
+func (r *Resolver) NetResolver() *net.Resolver {
+	servers := r.Servers
+	if len(servers) == 0 {
+		servers = []string{"127.0.0.1:53"}
+	}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	var next atomic.Uint32
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			server := servers[int(next.Add(1)-1)%len(servers)]
+			d := net.Dialer{Timeout: timeout}
+			return d.DialContext(ctx, network, server)
+		},
+	}
 }
 
 // Host is one mail exchanger of a domain.

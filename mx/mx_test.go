@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -140,5 +141,70 @@ func TestSystemResolver(t *testing.T) {
 	}
 	if r := NewResolver("::1"); r.Servers[0] != "[::1]:53" {
 		t.Errorf("NewResolver(::1) = %v", r.Servers)
+	}
+}
+
+func TestConfigured(t *testing.T) {
+	dir := t.TempDir()
+	withServers := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(withServers, []byte("search example.org\nnameserver 192.0.2.53\nnameserver 2001:db8::53\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	without := filepath.Join(dir, "empty.conf")
+	if err := os.WriteFile(without, []byte("search example.org\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, addr, resolvConf string
+		want                   string
+	}{
+		{"flag wins", "127.0.0.1:5353", withServers, "127.0.0.1:5353"},
+		{"flag without port", "::1", withServers, "[::1]:53"},
+		{"resolv.conf", "", withServers, "192.0.2.53:53 [2001:db8::53]:53"},
+		{"resolv.conf without servers", "", without, "127.0.0.1:53"},
+		{"no resolv.conf", "", filepath.Join(dir, "missing"), "127.0.0.1:53"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Join(Configured(tt.addr, tt.resolvConf).Servers, " ")
+			if got != tt.want {
+				t.Errorf("Configured(%q, %q) servers %q, want %q", tt.addr, tt.resolvConf, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNetResolver(t *testing.T) {
+	srv := dnstest.Start(t, `spf.test. TXT "v=spf1 -all"`, "host.test. A 192.0.2.1")
+	srv.ServFail("broken.test")
+	nr := NewResolver(srv.Addr).NetResolver()
+	ctx := context.Background()
+	txt, err := nr.LookupTXT(ctx, "spf.test.")
+	if err != nil || len(txt) != 1 || txt[0] != "v=spf1 -all" {
+		t.Errorf("LookupTXT(spf.test.) = %q, %v", txt, err)
+	}
+	var de *net.DNSError
+	if _, err := nr.LookupTXT(ctx, "nxdomain.test."); !errors.As(err, &de) || !de.IsNotFound {
+		t.Errorf("LookupTXT(nxdomain.test.) error %v, want IsNotFound", err)
+	}
+	if _, err := nr.LookupTXT(ctx, "host.test."); !errors.As(err, &de) || !de.IsNotFound {
+		t.Errorf("LookupTXT(host.test.) (no TXT) error %v, want IsNotFound", err)
+	}
+	if _, err := nr.LookupTXT(ctx, "broken.test."); !errors.As(err, &de) || !de.Temporary() {
+		t.Errorf("LookupTXT(broken.test.) error %v, want a temporary error", err)
+	}
+}
+
+func TestNetResolverTakesServersInTurn(t *testing.T) {
+	a := dnstest.Start(t, `spf.test. TXT "v=spf1 -all"`)
+	b := dnstest.Start(t, `spf.test. TXT "v=spf1 -all"`)
+	nr := (&Resolver{Servers: []string{a.Addr, b.Addr}}).NetResolver()
+	for range 4 {
+		if _, err := nr.LookupTXT(context.Background(), "spf.test."); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if na, nb := len(a.Queries()), len(b.Queries()); na != 2 || nb != 2 {
+		t.Errorf("servers got %d and %d queries, want 2 and 2", na, nb)
 	}
 }
