@@ -1,0 +1,117 @@
+// Package dnsquery asks the recursive resolvers of an mx.Resolver for the
+// records package mx does not look up: TXT (SPF, DKIM, DMARC, MTA-STS), PTR,
+// and the A records of DNS block lists. Like package mx it tells an answer
+// (a name without records: mx.ErrNotFound) from a failure to get one
+// (SERVFAIL, a timeout: try again later).
+package dnsquery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/postkit/postkit/mx"
+)
+
+// Resolver is an mx.Resolver that also answers TXT and PTR questions.
+type Resolver struct {
+	*mx.Resolver
+}
+
+// New returns a Resolver asking the servers of r.
+func New(r *mx.Resolver) *Resolver { return &Resolver{Resolver: r} }
+
+// Query returns the answer records of type qtype for name. NXDOMAIN wraps
+// mx.ErrNotFound; a name with no records of the type gives none and no
+// error.
+func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	if len(r.Servers) == 0 {
+		return nil, errors.New("dnsquery: no name server configured")
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.RecursionDesired = true
+	m.SetEdns0(1232, false)
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = mx.DefaultTimeout
+	}
+	var last error
+	for _, server := range r.Servers {
+		c := &dns.Client{Net: "udp", Timeout: timeout}
+		in, _, err := c.ExchangeContext(ctx, m, server)
+		if err == nil && in.Truncated {
+			c.Net = "tcp"
+			in, _, err = c.ExchangeContext(ctx, m, server)
+		}
+		if err != nil {
+			last = fmt.Errorf("dnsquery: %s %s at %s: %w", dns.TypeToString[qtype], name, server, err)
+			continue
+		}
+		switch in.Rcode {
+		case dns.RcodeSuccess:
+			var out []dns.RR
+			for _, rr := range in.Answer {
+				if rr.Header().Rrtype == qtype {
+					out = append(out, rr)
+				}
+			}
+			return out, nil
+		case dns.RcodeNameError:
+			return nil, fmt.Errorf("%w: %s (NXDOMAIN)", mx.ErrNotFound, name)
+		}
+		last = fmt.Errorf("dnsquery: %s %s at %s: %s", dns.TypeToString[qtype], name, server, dns.RcodeToString[in.Rcode])
+	}
+	return nil, last
+}
+
+// TXT returns the TXT records of name, each one's strings joined (RFC 7208
+// §3.3, RFC 6376 §3.6.2.2 read a record that way).
+func (r *Resolver) TXT(ctx context.Context, name string) ([]string, error) {
+	rrs, err := r.Query(ctx, name, dns.TypeTXT)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, rr := range rrs {
+		out = append(out, strings.Join(rr.(*dns.TXT).Txt, ""))
+	}
+	return out, nil
+}
+
+// PTR returns the names (without the final dot) that the reverse zone
+// gives for addr.
+func (r *Resolver) PTR(ctx context.Context, addr netip.Addr) ([]string, error) {
+	name, err := dns.ReverseAddr(addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("dnsquery: %w", err)
+	}
+	rrs, err := r.Query(ctx, name, dns.TypePTR)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, rr := range rrs {
+		out = append(out, strings.TrimSuffix(strings.ToLower(rr.(*dns.PTR).Ptr), "."))
+	}
+	return out, nil
+}
+
+// A returns the IPv4 addresses of name, for DNS block list queries.
+func (r *Resolver) A(ctx context.Context, name string) ([]netip.Addr, error) {
+	rrs, err := r.Query(ctx, name, dns.TypeA)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, rr := range rrs {
+		if a, ok := netip.AddrFromSlice(rr.(*dns.A).A.To4()); ok {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
