@@ -608,8 +608,15 @@ func TestSetupScript(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "etc/relay-clients"), []byte("127.0.0.1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	dkim := filepath.Join(root, "etc/dkim/example.test")
+	if err := os.MkdirAll(dkim, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dkim, "rsa.key"), []byte("key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	code, out = setupRun(t, "--root", root, "--user", name)
-	if code != 0 || !strings.Contains(out, "relay-clients: now readable by group "+name) {
+	if code != 0 || !strings.Contains(out, "relay-clients: now readable by group "+name) || !strings.Contains(out, "rsa.key: now readable by group "+name) {
 		t.Errorf("third setup exited %d, output:\n%s", code, out)
 	}
 	for _, m := range setupModes(t, root) {
@@ -618,8 +625,13 @@ func TestSetupScript(t *testing.T) {
 			t.Errorf("after the third setup: %s", m)
 		}
 	}
-	if !setupAs(t, name, "cat", filepath.Join(root, "etc/relay-clients")) {
-		t.Errorf("user %s cannot read etc/relay-clients", name)
+	for _, f := range []string{"etc/relay-clients", "etc/dkim/example.test/rsa.key"} {
+		if !setupAs(t, name, "cat", filepath.Join(root, f)) {
+			t.Errorf("user %s cannot read %s", name, f)
+		}
+		if setupAs(t, "nobody", "cat", filepath.Join(root, f)) {
+			t.Errorf("nobody can read %s", f)
+		}
 	}
 	if code, out = setupRun(t, "--root", root, "--user", name); code != 0 || !strings.Contains(out, "nothing changed") {
 		t.Errorf("fourth setup exited %d, output:\n%s", code, out)

@@ -224,21 +224,21 @@ fi
 
 # --- repairs ----------------------------------------------------------------
 
-# Control files the admin added (relay-clients, routes...): the daemons must
-# be able to read them. Lock files are only for writers, who run as root.
-for f in "$root"/etc/* "$root"/etc/.[!.]* "$tls"/*; do
-	[ -f "$f" ] && [ ! -L "$f" ] || continue
-	case $f in *.lock) continue ;; esac
-	have=$(stat -c '%G %A' "$f")
-	case $have in
-	"$user "????r*) ;;
-	*)
-		chgrp "$user" "$f"
-		chmod g+r "$f"
-		changed "$f: now readable by group $user"
-		;;
-	esac
+# Control files and directories root added (relay-clients, routes, DKIM
+# keys under dkim/, made 0600 by tools running with umask 077): the daemons
+# must be able to read them. Lock files are only for writers, who run as root.
+old_ifs=$IFS
+IFS='
+'
+set -f
+for f in $(find "$root/etc" -mindepth 1 \( \( -type f ! -name '*.lock' \( ! -group "$user" -o ! -perm -g=r \) \) \
+	-o \( -type d \( ! -group "$user" -o ! -perm -g=rx \) \) \) -print); do
+	chgrp -h "$user" "$f"
+	if [ -d "$f" ]; then chmod g+rx "$f"; else chmod g+r "$f"; fi
+	changed "$f: now readable by group $user"
 done
+set +f
+IFS=$old_ifs
 
 # Everything under mail/ and spool/ belongs to the daemons' user: mkuser and
 # sendmail run by root create files there that the daemons must own.
