@@ -12,6 +12,12 @@
 //	res, err := script.Run(msg, sieve.Envelope{From: sender, To: rcpt}, env)
 //	for _, a := range res.Actions { ... }
 //
+// store.go knows where a user's scripts live (Pigeonhole's layout, with the
+// user's Maildir as home): HOME/sieve/NAME.sieve, and the symbolic link
+// HOME/.dovecot.sieve -> sieve/NAME.sieve to the active one. LoadActive reads
+// and checks the active script for deliver; SaveScript, Activate,
+// DeleteScript and ListScripts manage them.
+//
 // The result always holds at least one action that keeps, stores, forwards or
 // rejects the message, unless the script said discard. A runtime error (too
 // many actions, conflicting actions, a failing Environment) returns the error
