@@ -140,3 +140,15 @@ func TestParseValid(t *testing.T) {
 		})
 	}
 }
+
+func TestExtensions(t *testing.T) {
+	for _, ext := range Extensions() {
+		s, err := Parse([]byte("require \"" + ext + "\";"))
+		if err != nil || !s.Requires(ext) {
+			t.Errorf("require %q: %v", ext, err)
+		}
+	}
+	if len(Extensions()) != len(extensions)-2 { // i;octet and i;ascii-casemap are implicit
+		t.Errorf("Extensions() lists %d, the checker knows %d", len(Extensions()), len(extensions))
+	}
+}

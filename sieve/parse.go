@@ -12,16 +12,6 @@ const (
 	argTag
 )
 
-func (k argKind) String() string {
-	switch k {
-	case argNumber:
-		return "number"
-	case argTag:
-		return "tag"
-	}
-	return "string"
-}
-
 type strLit struct {
 	pos Pos
 	val string
