@@ -60,8 +60,8 @@ func (d *base64Decoder) Write(p []byte) (int, error) {
 	if d.werr != nil {
 		return 0, d.werr
 	}
-	if d.out == nil {
-		d.out = make([]byte, 0, 3*(bufSize/4)+3)
+	if want := min(len(p), bufSize)*3/4 + 8; cap(d.out) < want {
+		d.out = make([]byte, 0, want)
 	}
 	out := d.out[:0]
 	for _, c := range p {
@@ -129,7 +129,9 @@ type qpDecoder struct {
 	ws    []byte // white space held back: dropped before a line ending
 	hex   byte   // first hex digit after '=', as written
 	out   []byte
-	werr  error
+	// pooled is the buffer out comes from, given back by Close.
+	pooled *[]byte
+	werr   error
 }
 
 const (
@@ -158,11 +160,30 @@ func (d *qpDecoder) Write(p []byte) (int, error) {
 		return 0, d.werr
 	}
 	if d.out == nil {
-		d.out = make([]byte, 0, bufSize)
+		d.pooled = bufPool.Get().(*[]byte)
+		d.out = (*d.pooled)[:0]
 	}
-	for _, c := range p {
-		d.step(c)
-		if len(d.out) >= bufSize-4 {
+	for i := 0; i < len(p); {
+		if d.state == qpText && len(d.ws) == 0 {
+			// Copy a run of plain characters at once.
+			j := i
+			for j < len(p) && !qpSpecial[p[j]] && len(d.out)+(j-i) < cap(d.out)-4 {
+				j++
+			}
+			d.out = append(d.out, p[i:j]...)
+			if j > i {
+				i = j
+				if len(d.out) >= cap(d.out)-4 {
+					if err := d.emit(); err != nil {
+						return 0, err
+					}
+				}
+				continue
+			}
+		}
+		d.step(p[i])
+		i++
+		if len(d.out) >= cap(d.out)-4 {
 			if err := d.emit(); err != nil {
 				return 0, err
 			}
@@ -173,6 +194,14 @@ func (d *qpDecoder) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// qpSpecial marks the bytes that need the state machine.
+var qpSpecial = func() (t [256]bool) {
+	for _, c := range "= \t\r\n" {
+		t[c] = true
+	}
+	return t
+}()
 
 func (d *qpDecoder) step(c byte) {
 	for {
@@ -299,5 +328,10 @@ func (d *qpDecoder) Close() error {
 	}
 	d.ws = d.ws[:0]
 	d.state = qpText
-	return d.emit()
+	err := d.emit()
+	if d.pooled != nil {
+		bufPool.Put(d.pooled)
+		d.pooled, d.out = nil, nil
+	}
+	return err
 }

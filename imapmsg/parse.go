@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // maxDepth bounds the nesting of multiparts and message/rfc822 parts that
@@ -45,6 +46,9 @@ type Message struct {
 	size  int64
 	vsize int64 // -1 until known
 	file  *os.File
+	// slurped holds a small file read whole (see Open), for reuse
+	// after Close.
+	slurped *[]byte
 
 	top  *entity // header only (body and end unset) or the full parse
 	full bool    // top is the full parse
@@ -73,13 +77,17 @@ func Open(path string, vsize int64) (*Message, error) {
 		return nil, fmt.Errorf("imapmsg: %w", err)
 	}
 	if size := info.Size(); size <= slurpSize {
-		data := make([]byte, size)
+		bp := slurpPool.Get().(*[]byte)
+		data := (*bp)[:size]
 		n, err := io.ReadFull(f, data)
 		f.Close()
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			slurpPool.Put(bp)
 			return nil, fmt.Errorf("imapmsg: read %s: %w", path, err)
 		}
-		return New(bytes.NewReader(data[:n]), int64(n), vsize), nil
+		m := New(bytes.NewReader(data[:n]), int64(n), vsize)
+		m.slurped = bp
+		return m, nil
 	}
 	m := New(f, info.Size(), vsize)
 	m.file = f
@@ -88,8 +96,16 @@ func Open(path string, vsize int64) (*Message, error) {
 
 const slurpSize = 128 << 10
 
-// Close closes the file Open opened; it does nothing for New's messages.
+var slurpPool = sync.Pool{New: func() any { b := make([]byte, slurpSize); return &b }}
+
+// Close closes the file Open opened, or gives back the memory it read
+// the file into; it does nothing for New's messages. Neither the Message
+// nor its Sections may be used afterwards.
 func (m *Message) Close() error {
+	if m.slurped != nil {
+		slurpPool.Put(m.slurped)
+		m.slurped, m.r = nil, nil
+	}
 	if m.file == nil {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -342,6 +343,7 @@ func (ev *evaluation) scan() {
 		anyText = anyText || t
 	}
 	ts := newTextSearch(mt.needles, ev.found)
+	defer ts.release()
 	var walk func(e *entity) bool
 	walk = func(e *entity) bool {
 		if anyText {
@@ -442,10 +444,16 @@ type textSearch struct {
 	window  []byte // lower-cased tail of the text so far, then the new piece
 	partial []byte // an incomplete UTF-8 sequence held back
 	joined  []byte // partial and the next piece
+	raw     []byte // a header field being searched
+	line    []byte // the same, lower-cased
 }
 
+var textSearchPool = sync.Pool{New: func() any { return new(textSearch) }}
+
 func newTextSearch(needles [][]byte, found []bool) *textSearch {
-	ts := &textSearch{needles: needles, found: found, left: len(needles)}
+	ts := textSearchPool.Get().(*textSearch)
+	ts.needles, ts.found, ts.left, ts.maxLen = needles, found, len(needles), 0
+	ts.reset()
 	for i, n := range needles {
 		ts.maxLen = max(ts.maxLen, len(n))
 		if len(n) == 0 {
@@ -454,6 +462,12 @@ func newTextSearch(needles [][]byte, found []bool) *textSearch {
 		}
 	}
 	return ts
+}
+
+// release gives the search's buffers back for reuse.
+func (ts *textSearch) release() {
+	ts.needles, ts.found = nil, nil
+	textSearchPool.Put(ts)
 }
 
 // reset starts a new text: nothing straddles two parts.
@@ -521,11 +535,16 @@ func (ts *textSearch) search(p []byte) {
 func (ts *textSearch) headers(h header, text []bool) bool {
 	ok := true
 	h.each(func(name, value []byte) bool {
-		line := make([]byte, 0, len(name)+2+len(value))
-		line = append(append(append(line, name...), ':', ' '), decodeHeaderValue(value)...)
-		line = foldText(line)
-		for i, n := range ts.needles {
-			if text[i] && !ts.found[i] && bytes.Contains(line, n) {
+		raw := append(append(ts.raw[:0], name...), ':', ' ')
+		n := len(raw)
+		raw = appendUnfolded(raw, value)
+		if bytes.Contains(raw[n:], encodedWordStart) {
+			raw = append(raw[:n], decodeHeaderValue(value)...)
+		}
+		ts.raw = raw
+		ts.line = appendFolded(ts.line[:0], raw)
+		for i, needle := range ts.needles {
+			if text[i] && !ts.found[i] && bytes.Contains(ts.line, needle) {
 				ts.found[i] = true
 				ts.left--
 			}
@@ -536,6 +555,26 @@ func (ts *textSearch) headers(h header, text []bool) bool {
 		return ok
 	})
 	return ok
+}
+
+var encodedWordStart = []byte("=?")
+
+// appendUnfolded appends what unfold returns, without allocating.
+func appendUnfolded(dst, v []byte) []byte {
+	start := len(dst)
+	for i, c := range v {
+		switch {
+		case c == 0, c == '\n':
+		case c == '\r' && i+1 < len(v) && v[i+1] == '\n':
+		case (c == ' ' || c == '\t' || c == '\r') && len(dst) == start:
+		default:
+			dst = append(dst, c)
+		}
+	}
+	for len(dst) > start && (dst[len(dst)-1] == ' ' || dst[len(dst)-1] == '\t' || dst[len(dst)-1] == '\r') {
+		dst = dst[:len(dst)-1]
+	}
+	return dst
 }
 
 // foldText lower-cases text for comparison: ASCII directly, anything else
