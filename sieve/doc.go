@@ -35,7 +35,8 @@
 // and MaxRedirects redirects per run; at most MaxVariables variables of at
 // most MaxVariableSize bytes each. The :matches matcher needs time
 // proportional to the product of pattern and text length and no
-// backtracking stack, and the body test reads at most MaxBodyText bytes of
+// backtracking stack, and gives up (a runtime error) after MaxMatchSteps
+// steps in one run; the body test reads at most MaxBodyText bytes of
 // decoded text.
 package sieve
 
@@ -49,6 +50,7 @@ const (
 	MaxVariableSize  = 4096    // bytes of one variable's value; longer values are cut
 	MaxMatchVariable = 9       // highest match variable ${N} kept from :matches
 	MaxBodyText      = 4 << 20 // bytes of decoded body text the body test reads
+	MaxMatchSteps    = 1 << 26 // steps of the :matches matcher in one run
 	MinVacationDays  = 1       // :days below this count as this
 	MaxVacationDays  = 90      // :days above this count as this
 	DefaultVacation  = 7       // :days when the script does not say

@@ -27,9 +27,10 @@ type run struct {
 	now    time.Time
 	loc    *time.Location
 
-	vars      map[string]string
-	matchVars []string
-	flags     []string // the internal flag variable of RFC 5232 §3
+	vars        map[string]string
+	matchVars   []string
+	matchBudget int64    // steps left for :matches
+	flags       []string // the internal flag variable of RFC 5232 §3
 
 	actions      []Action
 	cancelKeep   bool // the implicit keep is cancelled (RFC 5228 §2.10.2)
@@ -44,7 +45,8 @@ type run struct {
 // alone (RFC 5228 §2.10.6), so the caller still delivers the message.
 func (s *Script) Run(msg *Message, env Envelope, envir Environment) (*Result, error) {
 	now := envir.Now()
-	r := &run{script: s, msg: msg, env: env, envir: envir, now: now, loc: now.Location(), vars: map[string]string{}}
+	r := &run{script: s, msg: msg, env: env, envir: envir, now: now, loc: now.Location(), vars: map[string]string{},
+		matchBudget: MaxMatchSteps}
 	err := execBlock(r, s.cmds)
 	if err != nil && err != errStop {
 		return &Result{Actions: []Action{Keep{Implicit: true}}, Notes: r.notes}, err

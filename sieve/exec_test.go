@@ -204,3 +204,21 @@ func TestVacationReply(t *testing.T) {
 		t.Errorf("Run() = %#v, want %#v and the implicit keep", res.Actions, want)
 	}
 }
+
+// TestMatchBudget runs a :matches whose cost is pattern length times text
+// length above MaxMatchSteps: the run stops with an error and keeps.
+func TestMatchBudget(t *testing.T) {
+	script, err := Parse([]byte("require \"body\";\nif body :raw :matches \"*" + strings.Repeat("a", 100) + "b\" { discard; }"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := "Subject: x\n\n" + strings.Repeat("a", 1<<20)
+	msg, err := NewMessage(strings.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := script.Run(msg, Envelope{}, newTestEnv())
+	if !errors.Is(err, errMatchBudget) || len(res.Actions) != 1 || res.Actions[0].String() != "keep # implicit" {
+		t.Errorf("Run() = %v, %v, want the implicit keep and %v", res.Actions, err, errMatchBudget)
+	}
+}

@@ -48,7 +48,7 @@ func (t testHeader) eval(r *run) (bool, error) {
 	for _, name := range expandAll(r, t.names) {
 		values = append(values, r.msg.headerValues(name, t.index)...)
 	}
-	return t.cmp.test(r, values, t.keys), nil
+	return t.cmp.test(r, values, t.keys)
 }
 
 type testAddress struct {
@@ -70,7 +70,7 @@ func (t testAddress) eval(r *run) (bool, error) {
 			}
 		}
 	}
-	return t.cmp.test(r, values, t.keys), nil
+	return t.cmp.test(r, values, t.keys)
 }
 
 type testEnvelope struct {
@@ -103,7 +103,7 @@ func (t testEnvelope) eval(r *run) (bool, error) {
 			values = append(values, p)
 		}
 	}
-	return t.cmp.test(r, values, t.keys), nil
+	return t.cmp.test(r, values, t.keys)
 }
 
 type testExists struct{ names []*str }
@@ -149,7 +149,7 @@ func (t testBody) eval(r *run) (bool, error) {
 			values = append(values, p.text)
 		}
 	}
-	return t.cmp.test(r, values, t.keys), nil
+	return t.cmp.test(r, values, t.keys)
 }
 
 type testString struct {
@@ -171,7 +171,7 @@ func (t testString) eval(r *run) (bool, error) {
 		}
 		values = nonEmpty
 	}
-	return t.cmp.test(r, values, t.keys), nil
+	return t.cmp.test(r, values, t.keys)
 }
 
 type testHasflag struct {
@@ -192,7 +192,7 @@ func (t testHasflag) eval(r *run) (bool, error) {
 		}
 	}
 	if t.cmp.match == matchCount {
-		return t.cmp.test(r, flags, t.keys), nil
+		return t.cmp.test(r, flags, t.keys)
 	}
 	var keys []*str
 	for _, k := range expandAll(r, t.keys) {
@@ -200,7 +200,7 @@ func (t testHasflag) eval(r *run) (bool, error) {
 			keys = append(keys, &str{text: f})
 		}
 	}
-	return t.cmp.test(r, flags, keys), nil
+	return t.cmp.test(r, flags, keys)
 }
 
 type testDate struct {
@@ -241,7 +241,7 @@ func (t *testDate) eval(r *run) (bool, error) {
 		}
 		values = append(values, part(d))
 	}
-	return t.cmp.test(r, values, t.keys), nil
+	return t.cmp.test(r, values, t.keys)
 }
 
 type testMailboxExists struct{ names []*str }

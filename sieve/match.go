@@ -1,6 +1,8 @@
 package sieve
 
 import (
+	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -124,52 +126,64 @@ func leadingDigits(s string) (string, bool) {
 	return d, true
 }
 
+// errMatchBudget ends a run whose :matches tests took too many steps.
+var errMatchBudget = fmt.Errorf("sieve: :matches took more than %d steps", MaxMatchSteps)
+
 // matchOne compares one value with one key for :is, :contains, :matches and
-// :value. For :matches it also returns the match variables.
-func (cm comparison) matchOne(value, key string, wantVars bool) (bool, []string) {
+// :value. For :matches it also returns the match variables; budget counts
+// down the matcher's steps.
+func (cm comparison) matchOne(value, key string, wantVars bool, budget *int64) (bool, []string, error) {
 	switch cm.match {
 	case matchIs:
-		return cm.comparator.compare(value, key) == 0, nil
+		return cm.comparator.compare(value, key) == 0, nil, nil
 	case matchContains:
 		if cm.comparator == cmpCasemap {
-			return strings.Contains(foldASCII(value), foldASCII(key)), nil
+			return strings.Contains(foldASCII(value), foldASCII(key)), nil, nil
 		}
-		return strings.Contains(value, key), nil
+		return strings.Contains(value, key), nil, nil
 	case matchMatches:
-		return wildcardMatch(key, value, cm.comparator == cmpCasemap, wantVars)
+		ok, vars := wildcardMatchBudget(key, value, cm.comparator == cmpCasemap, wantVars, budget)
+		if *budget < 0 {
+			return false, nil, errMatchBudget
+		}
+		return ok, vars, nil
 	case matchValue:
-		return cm.rel.holds(cm.comparator.compare(value, key)), nil
+		return cm.rel.holds(cm.comparator.compare(value, key)), nil, nil
 	}
-	return false, nil
+	return false, nil, nil
 }
 
 // test runs the comparison over all values and keys: true when any value
 // matches any key, or for :count when the number of values compares as asked
 // with any key. A successful :matches sets the match variables (RFC 5229
 // §3.2); a failing test leaves them alone.
-func (cm comparison) test(r *run, values []string, keys []*str) bool {
+func (cm comparison) test(r *run, values []string, keys []*str) (bool, error) {
 	ks := expandAll(r, keys)
 	if cm.match == matchCount {
 		n := strconv.Itoa(len(values))
 		for _, k := range ks {
 			if cm.rel.holds(cm.comparator.compare(n, k)) {
-				return true
+				return true, nil
 			}
 		}
-		return false
+		return false, nil
 	}
 	wantVars := cm.match == matchMatches && r.script.exts["variables"]
 	for _, v := range values {
 		for _, k := range ks {
-			if ok, vars := cm.matchOne(v, k, wantVars); ok {
+			ok, vars, err := cm.matchOne(v, k, wantVars, &r.matchBudget)
+			if err != nil {
+				return false, err
+			}
+			if ok {
 				if wantVars {
 					r.matchVars = vars
 				}
-				return true
+				return true, nil
 			}
 		}
 	}
-	return false
+	return false, nil
 }
 
 type wildKind uint8
@@ -219,6 +233,13 @@ func compileWildcard(pattern string, fold bool) []wildToken {
 // the rest match, left to right, which gives the match variables of
 // RFC 5229 §3.2: ${0} is the whole text, ${1}... the wildcards in order.
 func wildcardMatch(pattern, text string, fold, wantVars bool) (bool, []string) {
+	budget := int64(math.MaxInt64)
+	return wildcardMatchBudget(pattern, text, fold, wantVars, &budget)
+}
+
+// wildcardMatchBudget is wildcardMatch that gives up, leaving *budget
+// negative, after *budget steps.
+func wildcardMatchBudget(pattern, text string, fold, wantVars bool, budget *int64) (bool, []string) {
 	toks := compileWildcard(pattern, fold)
 	subject := text
 	if fold {
@@ -232,6 +253,9 @@ func wildcardMatch(pattern, text string, fold, wantVars bool) (bool, []string) {
 	ti, si := 0, 0
 	star, starSi := -1, 0
 	for {
+		if *budget--; *budget < 0 {
+			return false, nil
+		}
 		if ti < len(toks) {
 			t := toks[ti]
 			switch t.kind {

@@ -167,7 +167,8 @@ func TestComparison(t *testing.T) {
 		{"numeric is", comparison{cmpNumeric, matchIs, 0}, "007", "7", true},
 	}
 	for _, tt := range tests {
-		if got, _ := tt.cmp.matchOne(tt.value, tt.key, false); got != tt.want {
+		budget := int64(1000)
+		if got, _, _ := tt.cmp.matchOne(tt.value, tt.key, false, &budget); got != tt.want {
 			t.Errorf("%s: matchOne(%q, %q) = %v, want %v", tt.name, tt.value, tt.key, got, tt.want)
 		}
 	}
