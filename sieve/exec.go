@@ -43,6 +43,7 @@ type run struct {
 // Run runs the script on msg. It returns the actions to perform; on a
 // runtime error it returns the error and a Result with the implicit keep
 // alone (RFC 5228 §2.10.6), so the caller still delivers the message.
+// envir must not be nil.
 func (s *Script) Run(msg *Message, env Envelope, envir Environment) (*Result, error) {
 	now := envir.Now()
 	r := &run{script: s, msg: msg, env: env, envir: envir, now: now, loc: now.Location(), vars: map[string]string{},
