@@ -312,6 +312,9 @@ func (g *group) deliver(ctx context.Context, a *attempt, d *destination) []outco
 	}
 	a.mu.Unlock()
 	rep := a.r.cfg.Remote.Deliver(ctx, g.domain, g.route, msg)
+	for _, note := range rep.Notes {
+		a.r.cfg.Logf("id=%s event=mta-sts domain=%s note=%q", env.ID, g.domain, note)
+	}
 	allTemp := true
 	for i, res := range rep.Results {
 		outs[i] = outcome{status: res.Status, code: res.Code, reply: res.Reply, relay: res.Relay, dsn: res.DSN}

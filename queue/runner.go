@@ -36,7 +36,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
 	"sync"
 	"time"
 
@@ -208,20 +208,44 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // scan starts an attempt for every due entry that is not in progress, as
 // far as the active limit allows, and returns when the next one falls due.
+// It takes entries in queue ID (arrival) order and reads the envelopes of
+// entries not in progress only until the limit is reached: every finished
+// attempt triggers a scan, and reading the whole of a large queue each time
+// was most of the runner's work. What it did not read waits for the scan
+// that the next finished attempt triggers.
 func (r *Runner) scan(ctx context.Context, finished chan<- struct{}) time.Time {
 	now := time.Now()
 	next := now.Add(cleanEvery)
-	envs, err := r.spool.List()
+	ids, err := r.spool.IDs()
 	if err != nil {
-		// Damaged entries are reported and skipped; the rest go on.
 		r.cfg.Logf("event=scan error=%q", err)
+		return next
 	}
-	sort.SliceStable(envs, func(i, j int) bool { return envs[i].NextAttempt.Before(envs[j].NextAttempt) })
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	limit := MaxActivePerSlot * r.cfg.Concurrency
-	for _, env := range envs {
-		if env.Hold || r.active[env.ID] {
+	r.mu.Lock()
+	room := limit - len(r.active)
+	active := maps.Clone(r.active)
+	r.mu.Unlock()
+	var due []string
+	var errs []error
+	for _, id := range ids {
+		if len(due) >= room {
+			// A finishing attempt triggers the next scan.
+			break
+		}
+		if active[id] {
+			continue
+		}
+		env, err := r.spool.Load(id)
+		switch {
+		case errors.Is(err, spool.ErrNotFound): // removed since IDs
+			continue
+		case err != nil:
+			// Damaged entries are reported and skipped; the rest go on.
+			errs = append(errs, err)
+			continue
+		}
+		if env.Hold {
 			continue
 		}
 		if env.NextAttempt.After(now) {
@@ -230,13 +254,19 @@ func (r *Runner) scan(ctx context.Context, finished chan<- struct{}) time.Time {
 			}
 			continue
 		}
-		if len(r.active) >= limit {
-			// A finishing attempt triggers the next scan.
-			break
-		}
-		r.active[env.ID] = true
+		due = append(due, id)
+	}
+	if err := errors.Join(errs...); err != nil {
+		r.cfg.Logf("event=scan error=%q", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range due {
+		// The attempt checks under the entry's lock that it is still
+		// due: the envelope read here may be outdated already.
+		r.active[id] = true
 		r.wg.Add(1)
-		go func(id string) {
+		go func() {
 			defer r.wg.Done()
 			r.attempt(ctx, id)
 			r.mu.Lock()
@@ -246,7 +276,7 @@ func (r *Runner) scan(ctx context.Context, finished chan<- struct{}) time.Time {
 			case finished <- struct{}{}:
 			default:
 			}
-		}(env.ID)
+		}()
 	}
 	return next
 }

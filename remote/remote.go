@@ -19,6 +19,14 @@
 // certificate or implicit TLS, and a message sent with REQUIRETLS (RFC 8689)
 // goes only to hosts with a verified certificate that offer REQUIRETLS.
 //
+// MTA-STS (RFC 8461, package mtasts) applies to MX delivery, not to routes:
+// when the destination domain has a policy in enforce mode, only the MX
+// hosts that match its mx patterns are tried, each only with STARTTLS and a
+// certificate valid for the MX host's name (§4); when none qualifies the
+// recipients are deferred, and the reply says why. In testing mode delivery
+// goes on as usual, and what enforce mode would have refused is reported in
+// Report.Notes for the log.
+//
 // Every network operation has a deadline (RFC 5321 §4.5.3.2): connecting,
 // each command's reply, each write of the message data, and the reply to
 // the final dot.
@@ -36,6 +44,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postkit/postkit/mtasts"
 	"github.com/postkit/postkit/mx"
 	"github.com/postkit/postkit/routes"
 )
@@ -106,6 +115,9 @@ type Report struct {
 	// Connected reports whether an SMTP session was established with some
 	// host; false means the destination could not be reached at all.
 	Connected bool
+	// Notes are things worth a log line that are no recipient's result:
+	// MTA-STS policy problems and what a testing policy would refuse.
+	Notes []string
 }
 
 // Timeouts bound every network operation; RFC 5321 §4.5.3.2 gives the
@@ -144,6 +156,15 @@ type Client struct {
 	// Dial connects to addr ("IP:PORT"); nil means net.Dialer with
 	// Timeouts.Connect.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// MTASTS gives the MTA-STS policies of destination domains; nil means
+	// MTA-STS is not used.
+	MTASTS PolicySource
+}
+
+// PolicySource gives the MTA-STS policy of a domain; *mtasts.Fetcher is
+// one.
+type PolicySource interface {
+	Policy(ctx context.Context, domain string) mtasts.Result
 }
 
 // host is one server to try.
@@ -151,6 +172,11 @@ type host struct {
 	name  string // host name or IP address
 	port  int
 	route *routes.Route // nil for MX hosts
+	// sts is the MTA-STS policy (enforce or testing) that applies to the
+	// host, and stsDomain the domain whose policy it is.
+	sts       *mtasts.Policy
+	stsDomain string
+	stsMatch  bool // the host matches the policy's mx patterns
 }
 
 // Deliver sends msg to its recipients, all of the destination domain (or
@@ -177,6 +203,13 @@ func (c *Client) Deliver(ctx context.Context, domain string, route *routes.Route
 		return rep
 	}
 	last := Result{Status: TempFail, Code: "4.4.1", Reply: "no host to try"}
+	if route == nil && c.MTASTS != nil && !strings.HasPrefix(domain, "[") {
+		var refused *Result
+		hosts, refused, rep.Notes = c.applyMTASTS(ctx, domain, hosts)
+		if refused != nil {
+			last = *refused
+		}
+	}
 	// Only REQUIRETLS refusals, and no host that might have been able to
 	// take the message: RFC 8689 §4.2.1 asks for a non-delivery report.
 	onlyRequireTLS := true
@@ -208,6 +241,7 @@ func (c *Client) Deliver(ctx context.Context, domain string, route *routes.Route
 			rep.Connected = true
 			s := &session{c: c, h: h, relay: relay, msg: msg}
 			outcomes, hostErr := s.run(ctx, conn, open)
+			rep.Notes = append(rep.Notes, s.notes...)
 			var next []int
 			for _, i := range open {
 				o, ok := outcomes[i]
@@ -281,6 +315,38 @@ func (c *Client) hosts(ctx context.Context, domain string, route *routes.Route) 
 		hosts[i] = host{name: m.Name, port: port}
 	}
 	return hosts, nil
+}
+
+// applyMTASTS applies domain's MTA-STS policy, if any, to its MX hosts: in
+// enforce mode it keeps those that match the policy (refused says why
+// when none does); in testing mode it keeps them all and marks them, so
+// that the session can report what enforce mode would refuse.
+func (c *Client) applyMTASTS(ctx context.Context, domain string, hosts []host) (kept []host, refused *Result, notes []string) {
+	res := c.MTASTS.Policy(ctx, domain)
+	if res.Note != "" {
+		notes = append(notes, fmt.Sprintf("MTA-STS policy of %s: %s", domain, res.Note))
+	}
+	p := res.Policy
+	if p == nil {
+		return hosts, nil, notes
+	}
+	var names []string
+	for _, h := range hosts {
+		h.sts, h.stsDomain, h.stsMatch = p, domain, p.Match(h.name)
+		names = append(names, h.name)
+		switch {
+		case h.stsMatch || p.Mode != mtasts.Enforce:
+			if !h.stsMatch {
+				notes = append(notes, fmt.Sprintf("MTA-STS policy %s of %s (testing): MX host %s does not match %s; enforce mode would not deliver to it", res.ID, domain, h.name, strings.Join(p.MX, ",")))
+			}
+			kept = append(kept, h)
+		}
+	}
+	if len(kept) == 0 {
+		refused = &Result{Status: TempFail, Code: "4.7.5", Reply: fmt.Sprintf("MTA-STS policy %s of %s (enforce) allows MX hosts %s, and the domain's MX hosts are %s: not delivering",
+			res.ID, domain, strings.Join(p.MX, ","), strings.Join(names, ","))}
+	}
+	return kept, refused, notes
 }
 
 // addrs returns the addresses of a host name, or the IP address itself.

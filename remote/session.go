@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postkit/postkit/maildir"
+	"github.com/postkit/postkit/mtasts"
 	"github.com/postkit/postkit/routes"
 )
 
@@ -27,8 +28,11 @@ type session struct {
 	msg   *Message
 	tls   bool // the session is encrypted
 	// verified reports that the server's certificate is valid for its
-	// name under the configured roots.
-	verified bool
+	// name under the configured roots; verifyErr says why not.
+	verified  bool
+	verifyErr error
+	// notes are for Report.Notes.
+	notes []string
 }
 
 // outcome is a recipient's result in one session; elsewhere means another
@@ -51,7 +55,17 @@ func (s *session) run(ctx context.Context, conn net.Conn, open []int) (map[int]o
 
 	client, fail := s.connect(conn, t)
 	if fail != nil {
+		if s.enforced() {
+			fail.Reply += fmt.Sprintf(" (the MTA-STS policy of %s is enforce: verified TLS required)", s.h.stsDomain)
+		}
 		return nil, fail
+	}
+	if s.h.sts != nil && s.h.sts.Mode == mtasts.Testing && !s.verified {
+		why := "no STARTTLS"
+		if s.tls {
+			why = fmt.Sprintf("certificate not valid: %v", s.verifyErr)
+		}
+		s.notes = append(s.notes, fmt.Sprintf("MTA-STS policy of %s (testing): %s: %s; enforce mode would not deliver to it", s.h.stsDomain, s.relay, why))
 	}
 	defer client.Close()
 	client.CommandTimeout = t.Command
@@ -73,6 +87,11 @@ func (s *session) connect(conn net.Conn, t Timeouts) (*smtp.Client, *Result) {
 	mode := routes.TLSMay
 	if s.h.route != nil {
 		mode = s.h.route.TLS
+	}
+	if s.enforced() {
+		// RFC 8461 §4.2: STARTTLS with a certificate valid for the MX
+		// host's name, or no delivery.
+		mode = routes.TLSRequire
 	}
 	if mode == routes.TLSImplicit {
 		tc, fail := s.handshake(conn, t, true)
@@ -142,6 +161,8 @@ func (s *session) connect(conn net.Conn, t Timeouts) (*smtp.Client, *Result) {
 			return nil, fail
 		}
 		next = tc
+	case mode != routes.TLSMay && s.enforced():
+		return nil, &Result{Status: TempFail, Code: "4.7.10", Reply: s.relay + " does not offer STARTTLS", Relay: s.relay}
 	case mode != routes.TLSMay:
 		return nil, &Result{Status: TempFail, Code: "4.7.10", Reply: s.relay + " does not offer STARTTLS, and the route requires TLS", Relay: s.relay}
 	case s.msg.RequireTLS:
@@ -156,6 +177,11 @@ func (s *session) connect(conn net.Conn, t Timeouts) (*smtp.Client, *Result) {
 		return nil, s.fail(err, "EHLO")
 	}
 	return client, s.authenticate(client)
+}
+
+// enforced reports whether an MTA-STS policy in enforce mode applies.
+func (s *session) enforced() bool {
+	return s.h.sts != nil && s.h.sts.Mode == mtasts.Enforce
 }
 
 // handshake runs the TLS client handshake on conn. With verify, a
@@ -173,7 +199,7 @@ func (s *session) handshake(conn net.Conn, t Timeouts, verify bool) (net.Conn, *
 		MinVersion:         tls.VersionTLS12,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			err := verifyChain(cs, roots, s.h.name)
-			s.verified = err == nil
+			s.verified, s.verifyErr = err == nil, err
 			if verify {
 				return err
 			}

@@ -20,18 +20,32 @@
 //	                                  else 127.0.0.1
 //	routes                       -    per-domain relay hosts (package routes)
 //	hostname                     -    EHLO name and DSN Reporting-MTA
+//	tls-roots.pem                -    PEM CA certificates trusted instead of
+//	                                  the system's for MX hosts (MTA-STS,
+//	                                  REQUIRETLS) and MTA-STS policy servers
+//	mta-sts-port                 443  HTTPS port of MTA-STS policy servers
+//	                                  (for tests)
+//
+// DKIM keys are under etc/dkim/DOMAIN/ (package dkimsign); MTA-STS policies
+// are cached in ROOT/cache/mta-sts/ (package mtasts).
 //
 // Durations are Go durations ("90s", "5m", "1h30m"), a number of days
 // ("5d"), or a bare number of seconds.
 package sendq
 
 import (
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/dnsquery"
+	"github.com/postkit/postkit/mtasts"
 	"github.com/postkit/postkit/mx"
 	"github.com/postkit/postkit/queue"
 	"github.com/postkit/postkit/remote"
@@ -124,8 +138,44 @@ func LoadConfig(root control.Root, o Overrides) (queue.Config, error) {
 		// machine is used.
 		res = mx.NewResolver("127.0.0.1")
 	}
-	cfg.Remote = &remote.Client{Hostname: cfg.Hostname, Resolver: res, Port: int(port), Timeouts: t}
+	roots, err := Roots(root)
+	if err != nil {
+		return cfg, err
+	}
+	stsPort, err := root.Int("mta-sts-port", 443)
+	if err != nil {
+		return cfg, err
+	}
+	if stsPort < 1 || stsPort > 65535 {
+		return cfg, fmt.Errorf("sendq: %s: %d is not a port", root.Etc("mta-sts-port"), stsPort)
+	}
+	sts := &mtasts.Fetcher{
+		Resolver: dnsquery.New(res),
+		CacheDir: mtasts.CacheDir(root),
+		RootCAs:  roots,
+		Port:     int(stsPort),
+		Timeout:  min(t.Connect, mtasts.DefaultTimeout),
+	}
+	cfg.Remote = &remote.Client{Hostname: cfg.Hostname, Resolver: res, Port: int(port), Timeouts: t, RootCAs: roots, MTASTS: sts}
 	return cfg, nil
+}
+
+// Roots reads etc/tls-roots.pem: the CA certificates to trust instead of the
+// system's when checking the certificates of MX hosts and MTA-STS policy
+// servers. nil (the system's roots) when the file is missing.
+func Roots(root control.Root) (*x509.CertPool, error) {
+	data, err := os.ReadFile(root.Etc("tls-roots.pem"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sendq: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("sendq: %s holds no PEM certificate", root.Etc("tls-roots.pem"))
+	}
+	return pool, nil
 }
 
 // Duration reads a duration control file (see the package documentation).

@@ -3,12 +3,15 @@ package sendq
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/mtasts"
 	"github.com/postkit/postkit/queue"
+	"github.com/postkit/postkit/selfsigned"
 	"github.com/postkit/postkit/spool"
 )
 
@@ -85,8 +88,25 @@ func TestLoadConfig(t *testing.T) {
 	if r := cfg.Routes.Lookup("x.example"); r == nil || r.Port != 2587 {
 		t.Errorf("routes = %v", r)
 	}
+	if f, ok := cfg.Remote.MTASTS.(*mtasts.Fetcher); !ok || f.Port != 443 || f.RootCAs != nil || cfg.Remote.RootCAs != nil || f.CacheDir != filepath.Join(string(root), "cache", "mta-sts") {
+		t.Errorf("MTA-STS defaults = %+v", cfg.Remote.MTASTS)
+	}
+	certPEM, _, err := selfsigned.Generate([]string{"ca.test"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeEtc(t, root, "tls-roots.pem", string(certPEM))
+	writeEtc(t, root, "mta-sts-port", "8443\n")
+	cfg, err = LoadConfig(root, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cfg.Remote.MTASTS.(*mtasts.Fetcher); f.Port != 8443 || f.RootCAs == nil || cfg.Remote.RootCAs != f.RootCAs {
+		t.Errorf("MTA-STS from control files = %+v", f)
+	}
 
-	for name, bad := range map[string]string{"retry-min": "soon", "concurrency": "0", "smtp-port": "70000", "routes": "x\n"} {
+	for name, bad := range map[string]string{"retry-min": "soon", "concurrency": "0", "smtp-port": "70000", "routes": "x\n",
+		"tls-roots.pem": "no certificate\n", "mta-sts-port": "0"} {
 		root := control.Root(t.TempDir())
 		writeEtc(t, root, "dns", "127.0.0.1\n")
 		writeEtc(t, root, name, bad)
