@@ -12,7 +12,9 @@
 // that already carries a Delivered-To for the same address (a mail loop), and
 // stores it through maildir.Dir.Deliver, which returns only once file and
 // directory are fsynced. A subaddress (alice+lists@) goes to the folder of that
-// name when it exists, else to INBOX.
+// name when it exists, else to INBOX. A message marked as junk (Options.Junk,
+// from the spool envelope's junk key that smtpd sets for a DMARC policy of
+// quarantine) goes to the Junk folder instead, which is created when missing.
 //
 // Failures carry a sysexits code (see Error): 67 unknown user, 65 loop or
 // malformed input, 75 temporary (disk full, I/O error, lock timeout; the MTA
@@ -141,7 +143,14 @@ func deliveredTo(data []byte) map[string]bool {
 type Options struct {
 	Sender   address.Address // the envelope sender; zero for <>
 	Hostname string          // for Maildir file names
+	// Junk delivers into each user's JunkFolder (ToTarget and
+	// ToAddress; ToMaildir ignores it).
+	Junk bool
 }
+
+// JunkFolder is the folder junk goes to: the name mkuser creates and
+// imapd marks \Junk (RFC 6154).
+const JunkFolder = "Junk"
 
 // traceHeader returns the header lines prepended for one recipient. An empty
 // recipient (delivery into a bare Maildir) gets only Return-Path.
@@ -232,7 +241,14 @@ func ToTarget(t resolve.Target, msg *Message, opt Options) (maildir.Delivered, e
 		return maildir.Delivered{}, &Error{Code: sysexits.CantCreat, Err: fmt.Errorf("lda: creating Maildir for %s: %w", user, err)}
 	}
 	dir := root
-	if t.Detail != "" && !senderMayNotChoose[strings.ToLower(t.Detail)] {
+	if opt.Junk {
+		// The user may have deleted the folder: junk still never
+		// lands in INBOX.
+		if err := maildir.Create(t.Maildir, JunkFolder); err != nil {
+			return maildir.Delivered{}, classify(fmt.Errorf("lda: folder %s of %s: %w", JunkFolder, user, err))
+		}
+		dir, _ = root.Folder(JunkFolder) // a valid name: Create took it
+	} else if t.Detail != "" && !senderMayNotChoose[strings.ToLower(t.Detail)] {
 		if f, err := root.Folder(t.Detail); err == nil {
 			if info, err := os.Stat(string(f)); err == nil && info.IsDir() {
 				// The folder exists (made by the user over IMAP, say):

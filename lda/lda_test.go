@@ -3,9 +3,15 @@ package lda
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/postkit/postkit/address"
+	"github.com/postkit/postkit/maildir"
+	"github.com/postkit/postkit/resolve"
 	"github.com/postkit/postkit/safefile"
 	"github.com/postkit/postkit/sysexits"
 )
@@ -61,5 +67,45 @@ func TestCodeClassifiesStorageErrors(t *testing.T) {
 		if got := Code(tc.err); got != tc.want {
 			t.Errorf("Code(%v) = %d, want %d", tc.err, got, tc.want)
 		}
+	}
+}
+
+func TestToTargetJunk(t *testing.T) {
+	md := filepath.Join(t.TempDir(), "alice")
+	if err := maildir.Create(md, "lists"); err != nil {
+		t.Fatal(err)
+	}
+	alice, err := address.Parse("alice@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := ReadMessage(strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		detail string
+		junk   bool
+		folder string // directory under the Maildir the message must land in
+	}{
+		{"inbox", "", false, ""},
+		{"subaddress folder", "lists", false, ".lists"},
+		{"junk, folder created", "", true, ".Junk"},
+		{"junk wins over the subaddress", "lists", true, ".Junk"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target := resolve.Target{Kind: resolve.Local, Address: alice, Detail: tc.detail, Maildir: md}
+			d, err := ToTarget(target, msg, Options{Hostname: "mx.example.org", Junk: tc.junk})
+			if err != nil {
+				t.Fatalf("ToTarget: %v", err)
+			}
+			if want := filepath.Join(md, tc.folder, "new"); filepath.Dir(d.Path) != want {
+				t.Errorf("delivered to %s, want a file in %s", d.Path, want)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(md, ".Junk", maildir.FolderMarker)); err != nil {
+		t.Errorf("the Junk folder lda created is no Maildir++ folder: %v", err)
 	}
 }

@@ -120,6 +120,7 @@
 //	auth-user alice@example.org
 //	client-addr 192.0.2.1:49152
 //	helo laptop.example.org
+//	junk dmarc
 //	rcpt bob@example.org
 //	  state pending
 //	  attempts 1
@@ -135,10 +136,16 @@
 // Envelope keys (* required): *id, *from (empty for the null sender),
 // *arrival, *next-attempt, *hold, *delay-notified, body (7BIT, 8BITMIME,
 // BINARYMIME), *smtputf8, *requiretls, ret (FULL or HDRS), envid,
-// auth-user, client-addr, helo. Recipient keys: *state (pending, delivered,
+// auth-user, client-addr, helo, junk (why local delivery files the message
+// into the recipients' Junk folders: dmarc or spf). Recipient keys: *state (pending, delivered,
 // failed), *attempts, last-attempt, error, orcpt ("type;address"), notify
 // (NEVER, or SUCCESS, FAILURE and DELAY comma separated). At least one
 // recipient. Optional keys are written only when they have a value.
+//
+// Keys added after the first release of version 1 (junk) are optional
+// and written only when set, so every envelope without them is exactly what
+// earlier programs wrote and read; the version number changes only for a
+// change that older readers must not misread.
 //
 // ParseEnvelope refuses anything else (another version, unknown or repeated
 // keys, malformed values, a missing final newline) with an error naming the

@@ -88,6 +88,11 @@ type Envelope struct {
 	AuthUser, ClientAddr, Helo string
 	// DelayNotified records that a delay DSN went to the sender already.
 	DelayNotified bool
+	// Junk, when not empty, says the message goes into each local
+	// recipient's Junk folder rather than INBOX, and why: smtpd sets
+	// "dmarc" when the sender's domain asks for quarantine (RFC 7489
+	// §6.3), "spf" when etc/spf-fail says junk.
+	Junk string
 }
 
 // Pending reports whether some recipient still waits for delivery.
@@ -135,6 +140,7 @@ func MarshalEnvelope(env *Envelope) ([]byte, error) {
 	optional("", "auth-user", env.AuthUser)
 	optional("", "client-addr", env.ClientAddr)
 	optional("", "helo", env.Helo)
+	optional("", "junk", env.Junk)
 	for _, r := range env.Recipients {
 		line("", "rcpt", quote(r.Address))
 		line("  ", "state", r.State.String())
@@ -259,6 +265,8 @@ func (p *parser) line(l string) error {
 		e.ClientAddr, err = unquote(raw)
 	case "helo":
 		e.Helo, err = unquote(raw)
+	case "junk":
+		e.Junk, err = unquote(raw)
 	default:
 		return fmt.Errorf("unknown key %.40q", key)
 	}

@@ -28,6 +28,7 @@ func sampleEnvelope() *Envelope {
 		AuthUser:    "alice@example.org",
 		ClientAddr:  "192.0.2.1:49152",
 		Helo:        "laptop.example.org",
+		Junk:        "dmarc",
 	}
 }
 
@@ -39,7 +40,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		{"full", sampleEnvelope},
 		{"null sender, local submission", func() *Envelope {
 			e := sampleEnvelope()
-			e.From, e.AuthUser, e.ClientAddr, e.Helo, e.Ret, e.EnvID, e.Body = "", "", "", "", "", "", ""
+			e.From, e.AuthUser, e.ClientAddr, e.Helo, e.Ret, e.EnvID, e.Body, e.Junk = "", "", "", "", "", "", "", ""
 			e.Hold, e.DelayNotified = true, true
 			return e
 		}},
@@ -68,7 +69,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 				t.Errorf("ParseEnvelope(MarshalEnvelope(env)) = %+v, want %+v", got, env)
 			}
 			lines := strings.Count(string(data), "\n")
-			want := 9 + countNonEmpty(env.Body, env.Ret, env.EnvID, env.AuthUser, env.ClientAddr, env.Helo)
+			want := 9 + countNonEmpty(env.Body, env.Ret, env.EnvID, env.AuthUser, env.ClientAddr, env.Helo, env.Junk)
 			for _, r := range env.Recipients {
 				want += 3 + countNonEmpty(r.ORCPT, r.Notify, r.LastError)
 				if !r.LastAttempt.IsZero() {
@@ -112,6 +113,7 @@ envid QQ314159
 auth-user alice@example.org
 client-addr 192.0.2.1:49152
 helo laptop.example.org
+junk dmarc
 rcpt bob@example.org
   state pending
   attempts 0
@@ -252,5 +254,25 @@ func TestEnvelopePending(t *testing.T) {
 	e.Recipients[0].State = Delivered
 	if e.Pending() {
 		t.Error("Pending() = true with only delivered and failed recipients, want false")
+	}
+}
+
+// The junk key is optional: envelopes without it, as written before it
+// existed, still parse, and an envelope without Junk is written without it.
+func TestEnvelopeJunk(t *testing.T) {
+	env, err := ParseEnvelope([]byte(minimal))
+	if err != nil || env.Junk != "" {
+		t.Fatalf("ParseEnvelope(minimal) = %+v, %v; want no Junk", env, err)
+	}
+	if data, err := MarshalEnvelope(env); err != nil || string(data) != minimal {
+		t.Errorf("MarshalEnvelope without Junk = %q, %v; want %q", data, err, minimal)
+	}
+	withJunk := strings.Replace(minimal, "requiretls no\n", "requiretls no\njunk dmarc\n", 1)
+	if env, err := ParseEnvelope([]byte(withJunk)); err != nil || env.Junk != "dmarc" {
+		t.Errorf("ParseEnvelope(%q) = %+v, %v; want Junk dmarc", withJunk, env, err)
+	}
+	repeated := strings.Replace(withJunk, "junk dmarc\n", "junk dmarc\njunk spf\n", 1)
+	if _, err := ParseEnvelope([]byte(repeated)); err == nil || !errors.Is(err, ErrInvalid) {
+		t.Errorf("ParseEnvelope(%q) = %v, want ErrInvalid", repeated, err)
 	}
 }
