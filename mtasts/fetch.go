@@ -104,7 +104,7 @@ func (f *Fetcher) Policy(ctx context.Context, domain string) Result {
 	if cached != nil && cached.id == id {
 		return Result{Policy: cached.usable(), ID: id, Note: strings.Join(notes, "; ")}
 	}
-	raw, p, err := f.fetch(ctx, d)
+	raw, p, err := f.Fetch(ctx, d)
 	if err != nil {
 		notes = append(notes, err.Error())
 		if cached != nil {
@@ -128,8 +128,9 @@ func (f *Fetcher) now() time.Time {
 	return time.Now()
 }
 
-// fetch gets and parses the policy of domain over HTTPS.
-func (f *Fetcher) fetch(ctx context.Context, domain string) ([]byte, *Policy, error) {
+// Fetch gets and parses the policy of domain over HTTPS, without the cache
+// (mkuser domain check uses it to see what senders see).
+func (f *Fetcher) Fetch(ctx context.Context, domain string) ([]byte, *Policy, error) {
 	host := "mta-sts." + domain
 	port := f.Port
 	if port == 0 {

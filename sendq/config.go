@@ -124,19 +124,9 @@ func LoadConfig(root control.Root, o Overrides) (queue.Config, error) {
 	if cfg.Routes, err = routes.Load(root); err != nil {
 		return cfg, err
 	}
-	dns := o.DNS
-	if dns == "" {
-		if dns, err = root.String("dns", ""); err != nil {
-			return cfg, err
-		}
-	}
-	var res *mx.Resolver
-	if dns != "" {
-		res = mx.NewResolver(dns)
-	} else if res, err = mx.SystemResolver(ResolvConf); err != nil {
-		// resolv.conf(5): without name servers, the one on the local
-		// machine is used.
-		res = mx.NewResolver("127.0.0.1")
+	res, err := Resolver(root, o.DNS)
+	if err != nil {
+		return cfg, err
 	}
 	roots, err := Roots(root)
 	if err != nil {
@@ -158,6 +148,28 @@ func LoadConfig(root control.Root, o Overrides) (queue.Config, error) {
 	}
 	cfg.Remote = &remote.Client{Hostname: cfg.Hostname, Resolver: res, Port: int(port), Timeouts: t, RootCAs: roots, MTASTS: sts}
 	return cfg, nil
+}
+
+// Resolver returns the DNS resolver sendq uses: the one at dnsFlag (--dns)
+// if given, else etc/dns's, else those of /etc/resolv.conf, else 127.0.0.1.
+func Resolver(root control.Root, dnsFlag string) (*mx.Resolver, error) {
+	dns := dnsFlag
+	if dns == "" {
+		var err error
+		if dns, err = root.String("dns", ""); err != nil {
+			return nil, err
+		}
+	}
+	if dns != "" {
+		return mx.NewResolver(dns), nil
+	}
+	res, err := mx.SystemResolver(ResolvConf)
+	if err != nil {
+		// resolv.conf(5): without name servers, the one on the local
+		// machine is used.
+		res = mx.NewResolver("127.0.0.1")
+	}
+	return res, nil
 }
 
 // Roots reads etc/tls-roots.pem: the CA certificates to trust instead of the
