@@ -4,8 +4,10 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -88,26 +90,56 @@ func (sel *selected) removeDeleted(m *message) (bool, error) {
 
 // relocate finds the current file of m after its old name was not found:
 // another process changed its flags, moved it to cur/ or removed it. It
-// reports false only when a complete listing no longer has the message.
+// looks in new/ and cur/ for the file's unique name, and asks the UID list
+// when that fails (a file being renamed can escape a listing). It reports
+// false only when a complete listing no longer has the message.
 func (sel *selected) relocate(m *message) (bool, error) {
-	st, err := sel.box.Sync()
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, err
+	base := uidlist.BaseName(path.Base(m.file))
+	for try := 0; try < 5; try++ {
+		if file, ok := findFile(sel.dir, base); ok {
+			m.file = file
+			return true, nil
+		}
+		st, complete, err := sel.syncStable()
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if sel.lookup(st, m) {
+			return true, nil
+		}
+		if complete {
+			return false, nil
+		}
 	}
-	if err == nil && sel.lookup(st, m) {
-		return true, nil
+	return false, nil
+}
+
+// findFile looks for the file with the unique name base in new/ and cur/
+// and returns its name relative to the folder.
+func findFile(d maildir.Dir, base string) (string, bool) {
+	for _, sub := range []string{"new", "cur"} {
+		dir, err := os.Open(filepath.Join(string(d), sub))
+		if err != nil {
+			continue
+		}
+		for {
+			names, err := dir.Readdirnames(1024)
+			for _, n := range names {
+				if strings.HasPrefix(n, base) && uidlist.BaseName(n) == base {
+					dir.Close()
+					return sub + "/" + n, true
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		dir.Close()
 	}
-	st, complete, err := sel.syncStable()
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if sel.lookup(st, m) {
-		return true, nil
-	}
-	return !complete, nil
+	return "", false
 }
 
 // lookup sets m's file from st and reports whether st has it.

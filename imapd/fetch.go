@@ -85,6 +85,25 @@ func (sel *selected) open(m *message) (*os.File, error) {
 // message is gone.
 func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *message, options *imap.FetchOptions, markSeen, rev1 bool) (bool, error) {
 	sel := s.sel
+	if !options.InternalDate && !(options.RFC822Size && m.vsize < 0) && !options.Envelope && options.BodyStructure == nil &&
+		len(options.BodySection) == 0 && len(options.BinarySection) == 0 && len(options.BinarySectionSize) == 0 {
+		// UID, FLAGS and a known size: the view has them, no file to open
+		// (FETCH 1:* (UID FLAGS) is what clients send most).
+		rw := w.CreateMessage(seq)
+		if options.UID {
+			rw.WriteUID(m.uid)
+		}
+		if options.Flags {
+			rw.WriteFlags(sel.flagsFor(m, rev1))
+		}
+		if options.RFC822Size {
+			rw.WriteRFC822Size(m.vsize)
+		}
+		if err := rw.Close(); err != nil {
+			return false, fmt.Errorf("%w: %w", errWrite, err)
+		}
+		return true, nil
+	}
 	f, err := sel.open(m)
 	if err != nil {
 		return false, s.serverError("fetch in "+sel.name, err)

@@ -89,6 +89,12 @@ func (sel *selected) update(w updateWriter, allowExpunge, rev1 bool) error {
 	if err != nil {
 		return err
 	}
+	return sel.apply(st, complete, w, allowExpunge, rev1)
+}
+
+// apply brings the view up to date with st; complete says whether st
+// came from a complete listing (see sync).
+func (sel *selected) apply(st *uidlist.State, complete bool, w updateWriter, allowExpunge, rev1 bool) error {
 	if st.UIDValidity != sel.uidValidity {
 		return errValidityChanged{sel.uidValidity, st.UIDValidity}
 	}
