@@ -70,8 +70,9 @@ func makeMaildir(d Dir) error {
 	return nil
 }
 
-// ensureDir creates p and its missing parents with mode 0700, fsyncing each
-// parent it adds an entry to.
+// ensureDir creates p and its missing parents with mode 0700, each owned
+// like the directory it is made in (sameOwnerDir), fsyncing each parent it
+// adds an entry to.
 func ensureDir(p string) error {
 	info, err := os.Stat(p)
 	if err == nil {
@@ -96,13 +97,17 @@ func ensureDir(p string) error {
 		}
 		return fmt.Errorf("maildir: %w", err)
 	}
+	if err := sameOwnerDir(p, parent); err != nil {
+		return err
+	}
 	if err := safefile.SyncDir(parent); err != nil {
 		return fmt.Errorf("maildir: %w", err)
 	}
 	return nil
 }
 
-// createEmpty creates an empty file (mode 0600) if it does not exist.
+// createEmpty creates an empty file (mode 0600, owned like its directory)
+// if it does not exist.
 func createEmpty(p string) error {
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
@@ -110,6 +115,11 @@ func createEmpty(p string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("maildir: %w", err)
+	}
+	if err := sameOwner(f, filepath.Dir(p)); err != nil {
+		f.Close()
+		os.Remove(p)
+		return err
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("maildir: %w", err)

@@ -21,6 +21,22 @@
 //
 // Directories are created with mode 0700, files with mode 0600.
 //
+// # Owners
+//
+// Files and directories written into a Maildir belong to the Maildir's
+// owner. On a server that is the daemons' user (postkit), which owns
+// ROOT/mail; pop3d, imapd and sendq run as that user and must be able to
+// read, rename and remove everything in it. A program run as root (mkuser
+// add, deliver run by an administrator) would otherwise leave root-owned
+// files there that they cannot use. So when the process runs as root, every
+// directory this package creates (Create: the domain directory, the user's
+// directory, cur/ new/ tmp/, folders) takes the owner and group of the
+// directory it is made in, and every file (Deliver's message file, the
+// maildirfolder marker) those of its directory, right after creating it
+// (a message file while it is still in tmp/). Starting from ROOT/mail, everything below inherits its owner. A
+// process that is not root cannot give files away: it creates them as
+// itself, which is right when it runs as the owner, as the daemons do.
+//
 // # Folder names
 //
 // IMAP mailbox names use "/" as the hierarchy delimiter and are UTF-8 (as
