@@ -151,6 +151,9 @@ func (m *Message) parse() (*entity, error) {
 	return e, nil
 }
 
+// Size returns the size of the stored file.
+func (m *Message) Size() int64 { return m.size }
+
 // VSize returns the size of the message with CRLF line endings: its
 // RFC822.SIZE. Unless New or Open was given it, it reads the whole file.
 func (m *Message) VSize() (int64, error) {
