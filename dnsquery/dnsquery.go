@@ -14,12 +14,36 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/postkit/postkit/control"
 	"github.com/postkit/postkit/mx"
 )
 
 // Resolver is an mx.Resolver that also answers TXT and PTR questions.
 type Resolver struct {
 	*mx.Resolver
+}
+
+// Configured returns the resolver postkit's outgoing side uses: the one at
+// dnsFlag (--dns) if given, else etc/dns's, else those of resolvConf
+// (/etc/resolv.conf), else 127.0.0.1.
+func Configured(root control.Root, dnsFlag, resolvConf string) (*mx.Resolver, error) {
+	addr := dnsFlag
+	if addr == "" {
+		var err error
+		if addr, err = root.String("dns", ""); err != nil {
+			return nil, err
+		}
+	}
+	if addr != "" {
+		return mx.NewResolver(addr), nil
+	}
+	res, err := mx.SystemResolver(resolvConf)
+	if err != nil {
+		// resolv.conf(5): without name servers, the one on the local
+		// machine is used.
+		res = mx.NewResolver("127.0.0.1")
+	}
+	return res, nil
 }
 
 // New returns a Resolver asking the servers of r.

@@ -55,6 +55,25 @@ func CacheDir(root control.Root) string {
 	return filepath.Join(string(root), "cache", "mta-sts")
 }
 
+// Roots reads ROOT/etc/tls-roots.pem: the CA certificates to trust instead
+// of the system's when checking the certificates of MTA-STS policy servers
+// and MX hosts (sendq) and of this server (mkuser domain check). nil (the
+// system's roots) when the file is missing.
+func Roots(root control.Root) (*x509.CertPool, error) {
+	data, err := os.ReadFile(root.Etc("tls-roots.pem"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mtasts: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("mtasts: %s holds no PEM certificate", root.Etc("tls-roots.pem"))
+	}
+	return pool, nil
+}
+
 // Result is the policy in force for a domain.
 type Result struct {
 	// Policy is nil when the domain has none (or mode none).

@@ -35,10 +35,7 @@ package sendq
 
 import (
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -150,45 +147,13 @@ func LoadConfig(root control.Root, o Overrides) (queue.Config, error) {
 	return cfg, nil
 }
 
-// Resolver returns the DNS resolver sendq uses: the one at dnsFlag (--dns)
-// if given, else etc/dns's, else those of /etc/resolv.conf, else 127.0.0.1.
+// Resolver returns the DNS resolver sendq uses (dnsquery.Configured).
 func Resolver(root control.Root, dnsFlag string) (*mx.Resolver, error) {
-	dns := dnsFlag
-	if dns == "" {
-		var err error
-		if dns, err = root.String("dns", ""); err != nil {
-			return nil, err
-		}
-	}
-	if dns != "" {
-		return mx.NewResolver(dns), nil
-	}
-	res, err := mx.SystemResolver(ResolvConf)
-	if err != nil {
-		// resolv.conf(5): without name servers, the one on the local
-		// machine is used.
-		res = mx.NewResolver("127.0.0.1")
-	}
-	return res, nil
+	return dnsquery.Configured(root, dnsFlag, ResolvConf)
 }
 
-// Roots reads etc/tls-roots.pem: the CA certificates to trust instead of the
-// system's when checking the certificates of MX hosts and MTA-STS policy
-// servers. nil (the system's roots) when the file is missing.
-func Roots(root control.Root) (*x509.CertPool, error) {
-	data, err := os.ReadFile(root.Etc("tls-roots.pem"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("sendq: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("sendq: %s holds no PEM certificate", root.Etc("tls-roots.pem"))
-	}
-	return pool, nil
-}
+// Roots reads etc/tls-roots.pem (mtasts.Roots).
+func Roots(root control.Root) (*x509.CertPool, error) { return mtasts.Roots(root) }
 
 // Duration reads a duration control file (see the package documentation).
 func Duration(root control.Root, name string, def time.Duration) (time.Duration, error) {

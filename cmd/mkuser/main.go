@@ -1,6 +1,6 @@
-// Command mkuser manages the users, app passwords and aliases of a postkit
-// root: mkuser [--root DIR] COMMAND [command flags] ARGS. See mkuser(8); the
-// work is done by package accounts.
+// Command mkuser manages the users, app passwords, aliases and domains of a
+// postkit root: mkuser [--root DIR] COMMAND [command flags] ARGS. See
+// mkuser(8); the work is done by packages accounts and domaincheck.
 package main
 
 import (
@@ -24,7 +24,7 @@ func main() {
 	unix.Umask(0o077)
 	app := &cli.App{
 		Name:      "mkuser",
-		Usage:     "manage postkit users, app passwords and aliases",
+		Usage:     "manage postkit users, app passwords, aliases and domains",
 		UsageText: "mkuser [--root DIR] COMMAND [command flags] ARGS  (flags go before arguments)",
 		Flags:     []cli.Flag{control.RootFlag()},
 		Commands: []*cli.Command{
@@ -70,6 +70,7 @@ func main() {
 				command("revoke", "ADDRESS LABEL", "delete an app password", 2, 2, func(c *cli.Context, root control.Root, a []string) error {
 					return accounts.RevokeAppPassword(root, a[0], a[1])
 				})),
+			domainCommands(),
 		},
 		Action:         helpOrUnknown,
 		OnUsageError:   usageError,
