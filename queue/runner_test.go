@@ -347,6 +347,35 @@ func TestHeldEntryIsLeftAlone(t *testing.T) {
 	waitFor(t, "the released message", 5*time.Second, func() bool { return len(e.mailbox(t, "alice")) == 1 })
 }
 
+// A queue longer than the active limit (MaxActivePerSlot × Concurrency),
+// behind more held entries than the limit: the scans, which read envelopes
+// only until the limit is reached, must still reach every entry.
+func TestQueueLongerThanActiveLimit(t *testing.T) {
+	e := newEnv(t, "")
+	e.cfg.Concurrency = 1
+	held := 2 * MaxActivePerSlot
+	for range held {
+		entry := e.enqueue(t, "x@far.example", msg, "carol@example.org")
+		entry.Hold = true
+		if err := e.spool.Update(entry); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 3*MaxActivePerSlot + 5
+	for range n {
+		e.enqueue(t, "x@far.example", msg, "alice@example.org")
+	}
+	e.start(t)
+	waitFor(t, fmt.Sprintf("%d messages for alice", n), 10*time.Second, func() bool { return len(e.mailbox(t, "alice")) == n })
+	waitFor(t, "only the held entries left", 5*time.Second, func() bool {
+		ids, err := e.spool.IDs()
+		return err == nil && len(ids) == held
+	})
+	if got := len(e.mailbox(t, "carol")); got != 0 {
+		t.Errorf("carol got %d messages from held entries", got)
+	}
+}
+
 func TestSecondRunnerRefused(t *testing.T) {
 	e := newEnv(t, "")
 	e.start(t)
