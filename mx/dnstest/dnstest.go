@@ -28,16 +28,11 @@ func Start(t testing.TB, records ...string) *Server {
 	t.Helper()
 	s := &Server{servfail: map[string]bool{}}
 	s.Set(t, records...)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, ln, err := listen()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Addr = pc.LocalAddr().String()
-	ln, err := net.Listen("tcp", s.Addr)
-	if err != nil {
-		pc.Close()
-		t.Fatal(err)
-	}
 	udp := &dns.Server{PacketConn: pc, Handler: s}
 	tcp := &dns.Server{Listener: ln, Handler: s}
 	started := make(chan struct{}, 2)
@@ -52,6 +47,27 @@ func Start(t testing.TB, records ...string) *Server {
 		tcp.Shutdown()
 	})
 	return s
+}
+
+// listen opens a UDP socket on a free loopback port and a TCP listener on
+// the same port. The port the system picks for UDP may be taken for TCP (by
+// any client connection's local end, say): then it tries another.
+func listen() (net.PacketConn, net.Listener, error) {
+	var err error
+	for range 100 {
+		var pc net.PacketConn
+		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		var ln net.Listener
+		ln, err = net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+	}
+	return nil, nil, err
 }
 
 // Set replaces the records served.
