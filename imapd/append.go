@@ -36,10 +36,11 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 		return nil, s.serverError("append to "+canon, err)
 	}
 	delivered, err := d.Deliver(r, maildir.DeliverOptions{
-		Flags:   letters,
-		ToCur:   true,
-		ModTime: options.Time,
-		MaxSize: s.srv.appendLimit(),
+		Hostname: s.srv.Hostname,
+		Flags:    letters,
+		ToCur:    true,
+		ModTime:  options.Time,
+		MaxSize:  s.srv.appendLimit(),
 	})
 	switch {
 	case errors.Is(err, maildir.ErrTooBig):

@@ -43,7 +43,7 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 		if err != nil {
 			return nil, s.serverError("copy to "+destName, err)
 		}
-		base, ok, err := sel.copyOne(m, destDir, letters)
+		base, ok, err := sel.copyOne(m, destDir, letters, s.srv.Hostname)
 		if errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.ENOSPC) {
 			s.logError("copy to "+destName, err)
 			return nil, noError(imap.ResponseCodeOverQuota, "Out of disk space or over quota")
@@ -72,7 +72,7 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 
 // copyOne delivers a copy of m to dir with the flag letters and returns
 // its base name; false means m is gone.
-func (sel *selected) copyOne(m *message, dir maildir.Dir, letters string) (string, bool, error) {
+func (sel *selected) copyOne(m *message, dir maildir.Dir, letters, hostname string) (string, bool, error) {
 	f, err := sel.open(m)
 	if err != nil || f == nil {
 		return "", false, err
@@ -84,7 +84,7 @@ func (sel *selected) copyOne(m *message, dir maildir.Dir, letters string) (strin
 	}
 	// The file is delivered in its CRLF form, which Deliver stores with
 	// LF again: the message the client sees stays byte for byte the same.
-	d, err := dir.Deliver(maildir.NewCRLFReader(f), maildir.DeliverOptions{Flags: letters, ToCur: true, ModTime: info.ModTime()})
+	d, err := dir.Deliver(maildir.NewCRLFReader(f), maildir.DeliverOptions{Hostname: hostname, Flags: letters, ToCur: true, ModTime: info.ModTime()})
 	if err != nil {
 		return "", false, err
 	}

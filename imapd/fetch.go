@@ -11,17 +11,20 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
-	"github.com/postkit/postkit/maildir"
+	"github.com/postkit/postkit/imapcache"
+	"github.com/postkit/postkit/imapmsg"
+	"github.com/postkit/postkit/maildir/uidlist"
 )
 
-// Fetch answers FETCH (RFC 9051 §6.4.5). FLAGS, INTERNALDATE (the file's
-// mtime), RFC822.SIZE (,W= in the file name, else counted) and the whole
-// message BODY[] come from the file itself, streamed with CRLF line
-// endings; ENVELOPE, BODYSTRUCTURE, other sections and BINARY (RFC 3516)
-// come from the message parser. Fetching a body section without .PEEK
-// sets \Seen, and FLAGS is then returned too. Messages expunged by
-// another process meanwhile are left out and the command ends in NO
-// [EXPUNGEISSUED] (RFC 5530).
+// Fetch answers FETCH (RFC 9051 §6.4.5). UID and FLAGS come from the
+// view; INTERNALDATE (the file's mtime), RFC822.SIZE (,W= in the file name
+// when there), ENVELOPE and BODYSTRUCTURE from the folder's cache (package
+// imapcache) when it has them, else from the file, parsed by package
+// imapmsg, and are then cached. Body sections and BINARY (RFC 3516) are
+// streamed from the file with exact CRLF sizes. Fetching a section
+// without .PEEK sets \Seen, and FLAGS is then returned too. Messages
+// expunged by another process meanwhile are left out and the command ends
+// in NO [EXPUNGEISSUED] (RFC 5530).
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	sel := s.sel
 	idx, err := sel.resolve(numSet)
@@ -39,6 +42,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	}
 	rev1 := s.rev1()
 	var missing bool
+	var ferr error
 	for _, i := range idx {
 		m := sel.msgs[i]
 		if m.gone {
@@ -47,16 +51,42 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 		ok, err := s.fetchOne(w, uint32(i+1), m, options, markSeen, rev1)
 		if err != nil {
-			return err
+			ferr = err
+			break
 		}
 		if !ok {
 			missing = true
 		}
 	}
+	s.saveCache()
+	if ferr != nil {
+		return ferr
+	}
 	if missing {
 		return noError("EXPUNGEISSUED", "Some messages were expunged")
 	}
 	return nil
+}
+
+// saveCache writes what FETCH, SEARCH or STATUS added to the folder's
+// cache, leaving out messages that are gone. A failure costs only time
+// later.
+func (s *session) saveCache() {
+	sel := s.sel
+	if sel == nil || sel.cache.Pending() == 0 {
+		return
+	}
+	var keep func(string) bool
+	if st := sel.state; st != nil {
+		bases := make(map[string]bool, len(st.Entries))
+		for _, e := range st.Entries {
+			bases[e.Base] = true
+		}
+		keep = func(b string) bool { return bases[b] }
+	}
+	if err := sel.cache.Save(keep); err != nil {
+		s.logError("cache of "+sel.name, err)
+	}
 }
 
 // open opens m's file, following it through renames by other processes.
@@ -81,76 +111,55 @@ func (sel *selected) open(m *message) (*os.File, error) {
 	return nil, nil
 }
 
+// fetched is what one FETCH response needs beyond the view.
+type fetched struct {
+	entry    imapcache.Entry
+	sections []*imapmsg.Section
+	binaries []*imapmsg.Section
+	sizes    []int64
+}
+
 // fetchOne writes the FETCH response of one message; false means the
 // message is gone.
 func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *message, options *imap.FetchOptions, markSeen, rev1 bool) (bool, error) {
 	sel := s.sel
-	if !options.InternalDate && !(options.RFC822Size && m.vsize < 0) && !options.Envelope && options.BodyStructure == nil &&
-		len(options.BodySection) == 0 && len(options.BinarySection) == 0 && len(options.BinarySectionSize) == 0 {
-		// UID, FLAGS and a known size: the view has them, no file to open
-		// (FETCH 1:* (UID FLAGS) is what clients send most).
-		rw := w.CreateMessage(seq)
-		if options.UID {
-			rw.WriteUID(m.uid)
-		}
-		if options.Flags {
-			rw.WriteFlags(sel.flagsFor(m, rev1))
-		}
-		if options.RFC822Size {
-			rw.WriteRFC822Size(m.vsize)
-		}
-		if err := rw.Close(); err != nil {
-			return false, fmt.Errorf("%w: %w", errWrite, err)
-		}
-		return true, nil
+	var want imapcache.Fields
+	if options.InternalDate {
+		want |= imapcache.FieldInternalDate
 	}
-	f, err := sel.open(m)
-	if err != nil {
-		return false, s.serverError("fetch in "+sel.name, err)
+	if options.RFC822Size && m.vsize < 0 {
+		want |= imapcache.FieldVSize
 	}
-	if f == nil {
-		return false, nil
+	if options.Envelope {
+		want |= imapcache.FieldEnvelope
 	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return false, s.serverError("fetch in "+sel.name, err)
+	if options.BodyStructure != nil {
+		want |= imapcache.FieldBodyStructure
 	}
-	if m.vsize < 0 {
-		if m.vsize, err = maildir.VirtualSize(io.NewSectionReader(f, 0, info.Size())); err != nil {
-			return false, s.serverError("fetch in "+sel.name, err)
-		}
-	}
+	needFile := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
 
 	// Everything that can fail comes before the response is begun.
-	var parsed parsedMessage
-	if options.Envelope || options.BodyStructure != nil || len(options.BinarySection) > 0 ||
-		len(options.BinarySectionSize) > 0 || !allWhole(options.BodySection) {
-		if parsed, err = s.srv.parser()(f, info.Size()); err != nil {
-			return false, s.serverError("parse message in "+sel.name, err)
-		}
+	var d fetched
+	var have imapcache.Fields
+	if want != 0 {
+		d.entry, have = sel.cache.Lookup(uidlist.BaseName(filepath.Base(m.file)), want)
 	}
-	sections := make([][]byte, len(options.BodySection))
-	for i, bs := range options.BodySection {
-		if !isWhole(bs) {
-			if sections[i], err = parsed.BodySection(bs); err != nil {
-				return false, s.fetchError(err)
-			}
-		}
-	}
-	binaries := make([][]byte, len(options.BinarySection))
-	for i, bs := range options.BinarySection {
-		if binaries[i], err = parsed.BinarySection(bs.Part); err != nil {
-			return false, s.fetchError(err)
-		}
-	}
-	binarySizes := make([]uint32, len(options.BinarySectionSize))
-	for i, bs := range options.BinarySectionSize {
-		b, err := parsed.BinarySection(bs.Part)
+	if needFile || want&^have != 0 {
+		f, err := sel.open(m)
 		if err != nil {
-			return false, s.fetchError(err)
+			return false, s.serverError("fetch in "+sel.name, err)
 		}
-		binarySizes[i] = uint32(len(b))
+		if f == nil {
+			return false, nil
+		}
+		defer f.Close()
+		ok, err := s.readMessage(f, m, options, want&^have, &d)
+		if err != nil || !ok {
+			return ok, err
+		}
+	}
+	if m.vsize < 0 && have&imapcache.FieldVSize != 0 {
+		m.vsize = d.entry.VSize
 	}
 	seenSet := false
 	if markSeen && !hasLetter(m.flags, 'S') {
@@ -172,55 +181,34 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *message, op
 		rw.WriteFlags(sel.flagsFor(m, rev1))
 	}
 	if options.InternalDate {
-		rw.WriteInternalDate(info.ModTime())
+		rw.WriteInternalDate(d.entry.InternalDate)
 	}
 	if options.RFC822Size {
 		rw.WriteRFC822Size(m.vsize)
 	}
 	if options.Envelope {
-		rw.WriteEnvelope(parsed.Envelope())
+		rw.WriteEnvelope(d.entry.Envelope)
 	}
 	if options.BodyStructure != nil {
-		rw.WriteBodyStructure(parsed.BodyStructure())
+		rw.WriteBodyStructure(d.entry.BodyStructure)
 	}
 	var werr, readErr error
 	for i, bs := range options.BodySection {
 		if werr != nil {
 			break
 		}
-		if isWhole(bs) {
-			off, n := partialRange(m.vsize, bs.Partial)
-			lit := rw.WriteBodySection(bs, n)
-			var rerr error
-			rerr, werr = streamCRLF(lit, f, info.Size(), off, n)
-			if cerr := lit.Close(); werr == nil {
-				werr = cerr
-			}
-			if rerr != nil {
-				readErr = rerr
-			}
-			continue
-		}
-		b := partialBytes(sections[i], bs.Partial)
-		lit := rw.WriteBodySection(bs, int64(len(b)))
-		_, werr = lit.Write(b)
-		if cerr := lit.Close(); werr == nil {
-			werr = cerr
-		}
+		lit := rw.WriteBodySection(bs, d.sections[i].Size)
+		werr, readErr = writeSection(lit, d.sections[i], readErr)
 	}
 	for i, bs := range options.BinarySection {
 		if werr != nil {
 			break
 		}
-		b := partialBytes(binaries[i], bs.Partial)
-		lit := rw.WriteBinarySection(bs, int64(len(b)))
-		_, werr = lit.Write(b)
-		if cerr := lit.Close(); werr == nil {
-			werr = cerr
-		}
+		lit := rw.WriteBinarySection(bs, d.binaries[i].Size)
+		werr, readErr = writeSection(lit, d.binaries[i], readErr)
 	}
 	for i, bs := range options.BinarySectionSize {
-		rw.WriteBinarySectionSize(bs, binarySizes[i])
+		rw.WriteBinarySectionSize(bs, uint32(min(d.sizes[i], 1<<32-1)))
 	}
 	if cerr := rw.Close(); werr == nil {
 		werr = cerr
@@ -229,95 +217,107 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *message, op
 		return false, fmt.Errorf("%w: %w", errWrite, werr)
 	}
 	if readErr != nil {
-		return false, s.serverError("fetch in "+sel.name, readErr)
+		// The literal was padded to its announced length; the size in
+		// the view or the cache was wrong, or the file unreadable.
+		m.vsize = -1
+		s.logError("fetch in "+sel.name, readErr)
 	}
 	return true, nil
 }
 
-// fetchError turns a parser's refusal into the client's answer: an
-// *imap.Error (such as NO [UNKNOWN-CTE]) as it is, anything else as a
-// server fault.
-func (s *session) fetchError(err error) error {
-	var imapErr *imap.Error
-	if errors.As(err, &imapErr) {
-		return imapErr
+// readMessage fills d from the open file f: the cache fields in missing
+// (then cached) and the sections options asks for. false means the file
+// vanished; an *imap.Error (NO [UNKNOWN-CTE]) is the client's answer.
+func (s *session) readMessage(f *os.File, m *message, options *imap.FetchOptions, missing imapcache.Fields, d *fetched) (bool, error) {
+	sel := s.sel
+	info, err := f.Stat()
+	if err != nil {
+		return false, s.serverError("fetch in "+sel.name, err)
 	}
-	return s.serverError("fetch in "+s.sel.name, err)
-}
-
-// isWhole reports whether bs is BODY[] (or RFC822): the whole message,
-// which is streamed from the file.
-func isWhole(bs *imap.FetchItemBodySection) bool {
-	return len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone && len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0
-}
-
-func allWhole(sections []*imap.FetchItemBodySection) bool {
-	for _, bs := range sections {
-		if !isWhole(bs) {
-			return false
+	msg := imapmsg.New(f, info.Size(), m.vsize)
+	fail := func(err error) (bool, error) {
+		if errors.Is(err, imapmsg.ErrUnknownCTE) {
+			return false, noError(imap.ResponseCodeUnknownCTE, "Unknown Content-Transfer-Encoding")
 		}
+		return false, s.serverError("fetch in "+sel.name, err)
 	}
-	return true
+	var got imapcache.Fields
+	if missing&imapcache.FieldInternalDate != 0 {
+		d.entry.InternalDate = info.ModTime()
+		got |= imapcache.FieldInternalDate
+	}
+	if missing&(imapcache.FieldVSize|imapcache.FieldBodyStructure) != 0 {
+		if d.entry.BodyStructure, err = msg.BodyStructure(); err != nil {
+			return fail(err)
+		}
+		if d.entry.VSize, err = msg.VSize(); err != nil {
+			return fail(err)
+		}
+		d.entry.Size = info.Size()
+		m.vsize = d.entry.VSize
+		got |= imapcache.FieldBodyStructure | imapcache.FieldVSize | imapcache.FieldSize
+	}
+	if missing&imapcache.FieldEnvelope != 0 {
+		if d.entry.Envelope, err = msg.Envelope(); err != nil {
+			return fail(err)
+		}
+		got |= imapcache.FieldEnvelope
+	}
+	if got != 0 {
+		sel.cache.Put(uidlist.BaseName(filepath.Base(m.file)), d.entry, got)
+	}
+	for _, bs := range options.BodySection {
+		sec, err := msg.BodySection(bs)
+		if err != nil {
+			return fail(err)
+		}
+		d.sections = append(d.sections, sec)
+	}
+	for _, bs := range options.BinarySection {
+		sec, err := msg.BinarySection(bs.Part, bs.Partial)
+		if err != nil {
+			return fail(err)
+		}
+		d.binaries = append(d.binaries, sec)
+	}
+	for _, bs := range options.BinarySectionSize {
+		n, err := msg.BinarySize(bs.Part)
+		if err != nil {
+			return fail(err)
+		}
+		d.sizes = append(d.sizes, n)
+	}
+	return true, nil
 }
 
-// partialRange returns the offset and length of <offset.size> within
-// size bytes (RFC 9051 §6.4.5: an offset past the end gives an empty
-// string).
-func partialRange(size int64, p *imap.SectionPartial) (int64, int64) {
-	if p == nil {
-		return 0, size
+// writeSection writes sec to the literal lit and closes it. Errors
+// writing to the client end the session (werr); a message shorter than
+// announced is padded by imapmsg and only logged (readErr keeps the first).
+func writeSection(lit io.WriteCloser, sec *imapmsg.Section, readErr error) (werr, rerr error) {
+	cw := &checkedWriter{w: lit}
+	_, err := sec.WriteTo(cw)
+	if cerr := lit.Close(); cw.err == nil {
+		cw.err = cerr
 	}
-	if p.Offset >= size {
-		return size, 0
+	if cw.err != nil {
+		return cw.err, readErr
 	}
-	return p.Offset, min(p.Size, size-p.Offset)
-}
-
-func partialBytes(b []byte, p *imap.SectionPartial) []byte {
-	off, n := partialRange(int64(len(b)), p)
-	return b[off : off+n]
-}
-
-// streamCRLF writes n bytes from offset off of the CRLF form of the file
-// f (size bytes on disk) to w. Should the file be shorter than its name
-// said, or fail to read, spaces make up the difference: the literal's
-// length is already on the wire. Write errors end it at once.
-func streamCRLF(w io.Writer, f io.ReaderAt, size, off, n int64) (readErr, writeErr error) {
-	r := maildir.NewCRLFReader(io.NewSectionReader(f, 0, size))
-	if _, err := io.CopyN(io.Discard, r, off); err != nil && !errors.Is(err, io.EOF) {
+	if err != nil && readErr == nil {
 		readErr = err
 	}
-	buf := make([]byte, 32*1024)
-	var copied int64
-	for copied < n && readErr == nil {
-		k, err := r.Read(buf[:min(int64(len(buf)), n-copied)])
-		if k > 0 {
-			if _, err := w.Write(buf[:k]); err != nil {
-				return readErr, err
-			}
-			copied += int64(k)
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			readErr = err
-		}
-	}
-	for copied < n {
-		k := min(n-copied, int64(len(spaces)))
-		if _, err := w.Write(spaces[:k]); err != nil {
-			return readErr, err
-		}
-		copied += k
-	}
-	return readErr, nil
+	return nil, readErr
 }
 
-var spaces = func() []byte {
-	b := make([]byte, 4096)
-	for i := range b {
-		b[i] = ' '
+// checkedWriter tells write errors apart from read errors in WriteTo.
+type checkedWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil && c.err == nil {
+		c.err = err
 	}
-	return b
-}()
+	return n, err
+}

@@ -339,7 +339,9 @@ func TestSearch(t *testing.T) {
 		{"before", imap.SearchCriteria{Before: time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC)}, "1"},
 		{"since", imap.SearchCriteria{Since: time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC)}, "2:3"},
 		{"sentbefore", imap.SearchCriteria{SentBefore: time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC)}, "1"},
-		{"sentsince", imap.SearchCriteria{SentSince: time.Date(2015, 3, 3, 0, 0, 0, 0, time.UTC)}, "2"},
+		// Message 3 has no Date: its INTERNALDATE (now) counts, as in Dovecot.
+		{"sentsince", imap.SearchCriteria{SentSince: time.Date(2015, 3, 3, 0, 0, 0, 0, time.UTC)}, "2:3"},
+		{"senton", imap.SearchCriteria{SentSince: time.Date(2015, 3, 3, 0, 0, 0, 0, time.UTC), SentBefore: time.Date(2015, 3, 4, 0, 0, 0, 0, time.UTC)}, "2"},
 		{"header", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "subject", Value: "invoice"}}}, "2"},
 		{"from", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "From", Value: "BOB"}}}, "1"},
 		{"body", imap.SearchCriteria{Body: []string{"pay"}}, "2"},

@@ -54,7 +54,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 			missing = true
 			continue
 		}
-		base, ok, err := sel.moveOne(m, destDir, srcKw, destBox)
+		base, ok, err := sel.moveOne(m, destDir, srcKw, destBox, s.srv.Hostname)
 		if err != nil {
 			// Report what was moved so far; the rest stays.
 			failure = err
@@ -109,7 +109,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 // moveOne renames m's file into dir's cur/ and returns its base name;
 // false means m is gone. A file that cannot be renamed there (another
 // file system, or a name already taken) is copied and then removed.
-func (sel *selected) moveOne(m *message, dir maildir.Dir, srcKw *uidlist.Keywords, destBox *uidlist.Mailbox) (string, bool, error) {
+func (sel *selected) moveOne(m *message, dir maildir.Dir, srcKw *uidlist.Keywords, destBox *uidlist.Mailbox, hostname string) (string, bool, error) {
 	for try := 0; try < 5; try++ {
 		letters, err := translateKeywords(lettersOfFile(m.file), srcKw, destBox)
 		if err != nil {
@@ -137,7 +137,7 @@ func (sel *selected) moveOne(m *message, dir maildir.Dir, srcKw *uidlist.Keyword
 			return "", false, err
 		}
 		// Copy, then remove the original (following renames).
-		newBase, ok, err := sel.copyOne(m, dir, letters)
+		newBase, ok, err := sel.copyOne(m, dir, letters, hostname)
 		if err != nil || !ok {
 			return "", ok, err
 		}

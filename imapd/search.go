@@ -1,28 +1,33 @@
 package imapd
 
 import (
-	"os"
+	"errors"
+	"io/fs"
 	"path/filepath"
-	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/postkit/postkit/imapcache"
+	"github.com/postkit/postkit/imapmsg"
 	"github.com/postkit/postkit/maildir/uidlist"
 )
 
 // Search answers SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH's
 // return options (RFC 4731) and SEARCHRES (RFC 5182: RETURN (SAVE) keeps
-// the result for "$"). Keys on flags, sequence numbers, UIDs, sizes and
-// INTERNALDATE are checked against the files; keys on the header, body,
-// text and Date: go to the message parser, for each message at most once.
+// the result for "$"). imapmsg's Matcher evaluates the keys; the file of a
+// message is opened only for keys on its contents, its INTERNALDATE and
+// size come from the view or the cache, and its Date: from the cached
+// envelope when there is one.
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := s.sel
-	kw, err := sel.box.Keywords()
-	if err != nil {
-		return nil, s.serverError("search in "+sel.name, err)
-	}
-	ctx := &searchContext{s: s, sel: sel, kw: kw, rev1: s.rev1()}
+	sel.staticCriteria(criteria)
+	mt := imapmsg.NewMatcher(criteria)
+	needDate := uses(criteria, func(c *imap.SearchCriteria) bool { return !c.Since.IsZero() || !c.Before.IsZero() })
+	needSize := uses(criteria, func(c *imap.SearchCriteria) bool { return c.Larger > 0 || c.Smaller > 0 })
+	needSent := uses(criteria, func(c *imap.SearchCriteria) bool { return !c.SentSince.IsZero() || !c.SentBefore.IsZero() })
+	rev1 := s.rev1()
+
 	var seqs imap.SeqSet
 	var uids imap.UIDSet
 	data := &imap.SearchData{}
@@ -30,12 +35,42 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		if m.gone {
 			continue
 		}
-		ctx.msg, ctx.seq, ctx.parsed, ctx.parseFailed, ctx.info = m, uint32(i+1), nil, false, nil
-		if !ctx.match(criteria) {
+		info := &imapmsg.MessageInfo{SeqNum: uint32(i + 1), UID: m.uid, Flags: sel.flagsFor(m, rev1), Size: m.vsize}
+		var want imapcache.Fields
+		if needDate {
+			want |= imapcache.FieldInternalDate
+		}
+		if needSize && m.vsize < 0 {
+			want |= imapcache.FieldVSize
+		}
+		if needSent {
+			// Date: from the envelope, INTERNALDATE for messages
+			// without one.
+			want |= imapcache.FieldEnvelope | imapcache.FieldInternalDate
+		}
+		if want != 0 {
+			e, err := s.cachedFields(m, want)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, s.serverError("search in "+sel.name, err)
+			}
+			info.InternalDate, info.Envelope = e.InternalDate, e.Envelope
+			if m.vsize < 0 {
+				m.vsize = e.VSize
+			}
+			info.Size = m.vsize
+		}
+		ok, err := mt.Match(info, func() (*imapmsg.Message, error) { return sel.openMessage(m) })
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if ctx.err != nil {
-			break
+		if err != nil {
+			return nil, s.serverError("search in "+sel.name, err)
+		}
+		if !ok {
+			continue
 		}
 		uids.AddNum(m.uid)
 		num := uint32(m.uid)
@@ -49,9 +84,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		data.Max = max(data.Max, num)
 		data.Count++
 	}
-	if ctx.err != nil {
-		return nil, s.serverError("search in "+sel.name, ctx.err)
-	}
+	s.saveCache()
 	if kind == imapserver.NumKindSeq {
 		data.All = seqs
 	} else {
@@ -59,195 +92,106 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	}
 	if options != nil && options.ReturnSave {
 		sel.searchRes = uids
-		sel.saved = true
 	}
 	return data, nil
 }
 
-// searchContext evaluates criteria for one message at a time.
-type searchContext struct {
-	s    *session
-	sel  *selected
-	kw   *uidlist.Keywords
-	rev1 bool
-
-	msg         *message
-	seq         uint32
-	info        os.FileInfo
-	parsed      parsedMessage
-	parseFailed bool
-	err         error
+// cachedFields returns the fields want of m from the cache, reading the
+// file (following renames) for those it lacks. A message that is gone
+// gives an error wrapping fs.ErrNotExist.
+func (s *session) cachedFields(m *message, want imapcache.Fields) (imapcache.Entry, error) {
+	sel := s.sel
+	base := uidlist.BaseName(filepath.Base(m.file))
+	e, have := sel.cache.Lookup(base, want)
+	if want&^have == 0 {
+		return e, nil
+	}
+	for try := 0; try < 3; try++ {
+		e, err := sel.cache.Fill(base, filepath.Join(string(sel.dir), m.file), want)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return e, err
+		}
+		found, err := sel.relocate(m)
+		if err != nil {
+			return e, err
+		}
+		if !found {
+			break
+		}
+	}
+	return e, fs.ErrNotExist
 }
 
-func (c *searchContext) match(cr *imap.SearchCriteria) bool {
-	m := c.msg
-	for _, set := range cr.SeqNum {
+// openMessage opens m's file for imapmsg, following renames.
+func (sel *selected) openMessage(m *message) (*imapmsg.Message, error) {
+	for try := 0; try < 5; try++ {
+		msg, err := imapmsg.Open(filepath.Join(string(sel.dir), m.file), m.vsize)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return msg, err
+		}
+		found, err := sel.relocate(m)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			break
+		}
+	}
+	return nil, fs.ErrNotExist
+}
+
+// staticCriteria replaces "*" in sequence sets and UID sets by the last
+// message and "$" by the saved search result (RFC 5182), as imapmsg's
+// Matcher wants.
+func (sel *selected) staticCriteria(c *imap.SearchCriteria) {
+	count, last := uint32(len(sel.msgs)), sel.lastUID()
+	for i, set := range c.SeqNum {
+		static := make(imap.SeqSet, len(set))
+		for j, r := range set {
+			static[j] = imap.SeqRange{Start: orLast(r.Start, count), Stop: orLast(r.Stop, count)}
+		}
+		c.SeqNum[i] = static
+	}
+	for i, set := range c.UID {
 		if imap.IsSearchRes(set) {
-			if !c.sel.searchRes.Contains(m.uid) {
-				return false
-			}
+			// An empty saved result matches nothing.
+			c.UID[i] = append(imap.UIDSet{}, sel.searchRes...)
 			continue
 		}
-		if !containsSeq(set, c.seq, uint32(len(c.sel.msgs))) {
-			return false
+		static := make(imap.UIDSet, len(set))
+		for j, r := range set {
+			static[j] = imap.UIDRange{Start: imap.UID(orLast(uint32(r.Start), uint32(last))), Stop: imap.UID(orLast(uint32(r.Stop), uint32(last)))}
 		}
+		c.UID[i] = static
 	}
-	for _, set := range cr.UID {
-		if imap.IsSearchRes(set) {
-			set = c.sel.searchRes
-		}
-		if !containsUID(set, m.uid, c.sel.lastUID()) {
-			return false
-		}
+	for i := range c.Not {
+		sel.staticCriteria(&c.Not[i])
 	}
-	for _, f := range cr.Flag {
-		if !c.hasFlag(f) {
-			return false
-		}
+	for i := range c.Or {
+		sel.staticCriteria(&c.Or[i][0])
+		sel.staticCriteria(&c.Or[i][1])
 	}
-	for _, f := range cr.NotFlag {
-		if c.hasFlag(f) {
-			return false
-		}
-	}
-	if cr.Larger > 0 || cr.Smaller > 0 {
-		size := c.size()
-		if cr.Larger > 0 && size <= cr.Larger {
-			return false
-		}
-		if cr.Smaller > 0 && size >= cr.Smaller {
-			return false
-		}
-	}
-	if !cr.Since.IsZero() || !cr.Before.IsZero() {
-		info := c.stat()
-		if info == nil {
-			return false
-		}
-		// RFC 9051 §6.4.4: INTERNALDATE's date, time and zone ignored.
-		d := dateOnly(info.ModTime())
-		if !cr.Since.IsZero() && d.Before(dateOnly(cr.Since)) {
-			return false
-		}
-		if !cr.Before.IsZero() && !d.Before(dateOnly(cr.Before)) {
-			return false
-		}
-	}
-	for i := range cr.Not {
-		if c.match(&cr.Not[i]) {
-			return false
-		}
-	}
-	for _, or := range cr.Or {
-		if !c.match(&or[0]) && !c.match(&or[1]) {
-			return false
-		}
-	}
-	if len(cr.Header) > 0 || len(cr.Body) > 0 || len(cr.Text) > 0 || !cr.SentSince.IsZero() || !cr.SentBefore.IsZero() {
-		p := c.parse()
-		if p == nil {
-			return false
-		}
-		content := imap.SearchCriteria{Header: cr.Header, Body: cr.Body, Text: cr.Text, SentSince: cr.SentSince, SentBefore: cr.SentBefore}
-		if !p.Match(&content) {
-			return false
-		}
-	}
-	return true
 }
 
-func (c *searchContext) hasFlag(f imap.Flag) bool {
-	m := c.msg
-	if strings.EqualFold(string(f), `\Recent`) {
-		return c.sel.recent[m.uid]
+func orLast(n, last uint32) uint32 {
+	if n == 0 {
+		return last
 	}
-	for _, sf := range systemFlags {
-		if strings.EqualFold(string(f), string(sf.flag)) {
-			return hasLetter(m.flags, sf.letter)
-		}
-	}
-	letter, ok := c.kw.Letter(string(f))
-	return ok && hasLetter(m.flags, letter)
+	return n
 }
 
-func (c *searchContext) size() int64 {
-	if c.msg.vsize < 0 {
-		c.msg.vsize = fileVSize(filepath.Join(string(c.sel.dir), c.msg.file))
+// uses reports whether pred holds for c or any criteria inside it.
+func uses(c *imap.SearchCriteria, pred func(*imap.SearchCriteria) bool) bool {
+	if pred(c) {
+		return true
 	}
-	return c.msg.vsize
-}
-
-func (c *searchContext) stat() os.FileInfo {
-	if c.info == nil {
-		f, err := c.sel.open(c.msg)
-		if err != nil || f == nil {
-			return nil
-		}
-		defer f.Close()
-		c.info, _ = f.Stat()
-	}
-	return c.info
-}
-
-// parse parses the message once; a message that is gone or cannot be
-// read matches no content key.
-func (c *searchContext) parse() parsedMessage {
-	if c.parsed != nil || c.parseFailed {
-		return c.parsed
-	}
-	c.parseFailed = true
-	f, err := c.sel.open(c.msg)
-	if err != nil || f == nil {
-		return nil
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil
-	}
-	p, err := c.s.srv.parser()(f, info.Size())
-	if err != nil {
-		c.s.logError("search in "+c.sel.name, err)
-		return nil
-	}
-	c.parsed, c.parseFailed = p, false
-	return p
-}
-
-// containsSeq reports whether set holds seq, "*" being the last message.
-func containsSeq(set imap.SeqSet, seq, count uint32) bool {
-	for _, r := range set {
-		start, stop := r.Start, r.Stop
-		if start == 0 {
-			start = count
-		}
-		if stop == 0 {
-			stop = count
-		}
-		if start > stop {
-			start, stop = stop, start
-		}
-		if start <= seq && seq <= stop {
+	for i := range c.Not {
+		if uses(&c.Not[i], pred) {
 			return true
 		}
 	}
-	return false
-}
-
-// containsUID reports whether set holds uid, "*" being the highest UID.
-func containsUID(set imap.UIDSet, uid, last imap.UID) bool {
-	for _, r := range set {
-		start, stop := r.Start, r.Stop
-		if start == 0 {
-			start = last
-		}
-		if stop == 0 {
-			stop = last
-		}
-		if start > stop {
-			start, stop = stop, start
-		}
-		if start <= uid && uid <= stop {
+	for i := range c.Or {
+		if uses(&c.Or[i][0], pred) || uses(&c.Or[i][1], pred) {
 			return true
 		}
 	}

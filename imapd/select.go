@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/postkit/postkit/imapcache"
 	"github.com/postkit/postkit/maildir"
 	"github.com/postkit/postkit/maildir/uidlist"
 )
@@ -20,14 +21,14 @@ type selected struct {
 	name        string
 	dir         maildir.Dir
 	box         *uidlist.Mailbox
+	cache       *imapcache.Cache
 	readOnly    bool
 	uidValidity uint32
 	msgs        []*message
 	kw          *uidlist.Keywords
 	state       *uidlist.State // what msgs were last brought up to date with
 	recent      map[imap.UID]bool
-	searchRes   imap.UIDSet
-	saved       bool // searchRes holds a saved result (RFC 5182)
+	searchRes   imap.UIDSet // the saved search result (RFC 5182)
 }
 
 // message is one message of the client's view.
@@ -63,8 +64,8 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	if err != nil {
 		return nil, err
 	}
-	sel := &selected{name: canon, dir: d, box: s.openBox(d), readOnly: options != nil && options.ReadOnly,
-		recent: map[imap.UID]bool{}}
+	sel := &selected{name: canon, dir: d, box: s.openBox(d), cache: imapcache.Open(string(d)),
+		readOnly: options != nil && options.ReadOnly, recent: map[imap.UID]bool{}}
 	st, _, err := sel.syncStable()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, noError(imap.ResponseCodeNonExistent, "No such mailbox")

@@ -64,6 +64,9 @@ type Server struct {
 	// Root is the postkit root: logins are checked against etc/users and
 	// etc/app-passwords, mail is under mail/.
 	Root control.Root
+	// Hostname goes into the names of the files APPEND, COPY and MOVE
+	// create (maildir.DeliverOptions.Hostname); empty means the system's.
+	Hostname string
 	// TLSConfig enables STARTTLS (RFC 9051 §6.2.1) when not nil.
 	// Connections that arrive as *tls.Conn (implicit TLS, port 993) are
 	// TLS from the start.
@@ -84,8 +87,6 @@ type Server struct {
 
 	// sleep waits before a failed login is answered; tests replace it.
 	sleep func(time.Duration)
-	// parse reads messages for FETCH and SEARCH; nil means the default.
-	parse messageParser
 
 	once     sync.Once
 	secure   *imapserver.Server // logins need TLS
@@ -104,13 +105,6 @@ func (s *Server) failureDelay() time.Duration {
 		return s.FailureDelay
 	}
 	return DefaultFailureDelay
-}
-
-func (s *Server) parser() messageParser {
-	if s.parse != nil {
-		return s.parse
-	}
-	return parseWithLibrary
 }
 
 func (s *Server) appendLimit() int64 {

@@ -3,11 +3,11 @@ package imapd
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/postkit/postkit/imapcache"
 	"github.com/postkit/postkit/maildir"
 	"github.com/postkit/postkit/maildir/uidlist"
 )
@@ -33,6 +33,10 @@ func (s *session) status(name string, d maildir.Dir, options *imap.StatusOptions
 	}
 	var messages, unseen, deleted, recent uint32
 	var size, deletedSize int64
+	var cache *imapcache.Cache
+	if options.Size || options.DeletedStorage {
+		cache = imapcache.Open(string(d))
+	}
 	for _, e := range st.Entries {
 		messages++
 		n := maildir.ParseName(e.Name())
@@ -45,7 +49,10 @@ func (s *session) status(name string, d maildir.Dir, options *imap.StatusOptions
 		if options.Size || options.DeletedStorage {
 			v := e.VSize
 			if v < 0 {
-				v = fileVSize(filepath.Join(string(d), e.Filename))
+				// Not in the name: counted once, then cached. A file
+				// gone meanwhile counts 0.
+				ce, _ := cache.Fill(e.Base, filepath.Join(string(d), e.Filename), imapcache.FieldVSize)
+				v = ce.VSize
 			}
 			size += v
 			if n.HasFlag(maildir.FlagTrashed) {
@@ -54,6 +61,11 @@ func (s *session) status(name string, d maildir.Dir, options *imap.StatusOptions
 		}
 		if n.HasFlag(maildir.FlagTrashed) {
 			deleted++
+		}
+	}
+	if cache != nil && cache.Pending() > 0 {
+		if err := cache.Save(nil); err != nil {
+			s.logError("cache of "+name, err)
 		}
 	}
 	data := &imap.StatusData{Mailbox: name, UIDValidity: st.UIDValidity, UIDNext: imap.UID(st.NextUID)}
@@ -85,19 +97,4 @@ func (s *session) status(name string, d maildir.Dir, options *imap.StatusOptions
 // openBox returns the UID list of the folder d.
 func (s *session) openBox(d maildir.Dir) *uidlist.Mailbox {
 	return uidlist.Open(string(d), &uidlist.Options{Root: string(s.root)})
-}
-
-// fileVSize computes the CRLF size of a message file whose name does not
-// carry it; a file gone meanwhile counts 0.
-func fileVSize(path string) int64 {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	n, err := maildir.VirtualSize(f)
-	if err != nil {
-		return 0
-	}
-	return n
 }
