@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/postkit/postkit/msgauth"
 	"github.com/postkit/postkit/spool"
 )
 
@@ -21,6 +23,11 @@ var errBareLineEnding = errors.New("smtpd: bare CR or LF in the message")
 // maxHeaderScan is how much of a submitted message is searched for
 // Message-ID and Date. A header section longer than this is left as it is.
 const maxHeaderScan = 64 << 10
+
+// maxHeaderBytes bounds the header section of a message, which is held in
+// memory to remove forged Authentication-Results fields; a longer one is
+// refused with 552 5.3.4.
+const maxHeaderBytes = 1 << 20
 
 func (s *session) Data(r io.Reader) error {
 	s.conn.dataEntries.Add(1)
@@ -35,12 +42,15 @@ func (s *session) Data(r io.Reader) error {
 	now := time.Now()
 	mr := &messageReader{r: r, conn: s.conn, data: s.conn.inData.Load()}
 	body := bufio.NewReaderSize(mr, maxHeaderScan)
+	header, err := msgauth.ReadHeader(body, maxHeaderBytes)
+	if err != nil {
+		return s.dataFailed(rid, mr, err)
+	}
 	head := s.received(tx, rid, now)
 	if s.srv.submission {
 		// RFC 6409 §8.2 and §8.3: a submission server may add a missing
 		// Date and Message-ID.
-		peek, _ := body.Peek(maxHeaderScan)
-		hasID, hasDate, complete := headerHas(peek)
+		hasID, hasDate, complete := headerHas(header.Bytes())
 		if complete && !hasID {
 			head += fmt.Sprintf("Message-ID: <%s.%s@%s>\r\n", rid, newID(), s.srv.hostname)
 		}
@@ -60,10 +70,33 @@ func (s *session) Data(r io.Reader) error {
 		ClientAddr: info.client,
 		Helo:       tx.helo,
 	}
+	// RFC 8601 §5: only we may write Authentication-Results fields
+	// with our name, whoever the client is.
+	kept, forged := header.WithoutOurs(s.srv.hostname)
+	var rest io.Reader = body
+	if s.checked() {
+		// The checks need the whole message before anything is
+		// stored: the result goes into the header.
+		buf := &messageBuffer{}
+		defer buf.Close()
+		if _, err := io.Copy(buf, body); err != nil {
+			return s.dataFailed(rid, mr, err)
+		}
+		v := s.check(tx, rid, header, io.MultiReader(bytes.NewReader(header.Bytes()), buf.Reader()))
+		if v.refuse != nil {
+			s.srv.logf("refused conn=%s rid=%s client=%s from=%s reason=%s",
+				info.id, rid, info.client, logValue("<"+env.From+">"), logValue(v.refuse.Message))
+			return v.refuse
+		}
+		head += v.field
+		env.Junk = v.junk
+		rest = buf.Reader()
+	}
+	s.strippedLog(rid, forged)
 	sp, err := spool.Open(s.srv.root.SpoolDir())
 	var id string
 	if err == nil {
-		id, err = sp.Enqueue(env, io.MultiReader(strings.NewReader(head), body))
+		id, err = sp.Enqueue(env, io.MultiReader(strings.NewReader(head), bytes.NewReader(kept), rest))
 	}
 	if err != nil {
 		return s.dataFailed(rid, mr, err)
@@ -73,9 +106,9 @@ func (s *session) Data(r io.Reader) error {
 	for i, r := range tx.rcpts {
 		to[i] = "<" + r.Address + ">"
 	}
-	s.srv.logf("accepted id=%s conn=%s rid=%s client=%s user=%s from=%s to=%s size=%d",
+	s.srv.logf("accepted id=%s conn=%s rid=%s client=%s user=%s from=%s to=%s size=%d junk=%s",
 		id, info.id, rid, info.client, logValue(orDash(s.user)), logValue("<"+env.From+">"),
-		logValue(strings.Join(to, ",")), mr.size)
+		logValue(strings.Join(to, ",")), mr.size, orDash(env.Junk))
 	// go-smtp sends a Data error's code and text as the reply; this is how
 	// the queue ID gets into the 250.
 	return smtpError(250, smtp.EnhancedCode{2, 0, 0}, "OK queued as %s", id)
@@ -100,6 +133,10 @@ func (s *session) dataFailed(rid string, mr *messageReader, err error) error {
 	case mr.err != nil:
 		s.srv.logf("aborted conn=%s rid=%s client=%s reason=%s", info.id, rid, info.client, logValue(mr.err.Error()))
 		return smtpError(451, smtp.EnhancedCode{4, 4, 2}, "Connection problem while receiving the message")
+	case errors.Is(err, msgauth.ErrHeaderTooLarge):
+		s.srv.logf("refused conn=%s rid=%s client=%s reason=header-too-large", info.id, rid, info.client)
+		// RFC 3463 X.3.4: message too big for system.
+		return smtpError(552, smtp.EnhancedCode{5, 3, 4}, "Message header section over %d bytes", maxHeaderBytes)
 	}
 	s.srv.logf("error conn=%s rid=%s client=%s storing the message: %v", info.id, rid, info.client, err)
 	return smtpError(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure storing the message, try again later")

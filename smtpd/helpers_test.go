@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/mx/dnstest"
 	"github.com/postkit/postkit/selfsigned"
 	"github.com/postkit/postkit/spool"
 )
@@ -133,8 +134,11 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 	conf, _ := testTLS(t)
 	ts := &testServer{t: t, root: newRoot(t), log: &syncBuffer{}}
 	cfg := Config{
-		Root:             ts.root,
-		Hostname:         testHostname,
+		Root:     ts.root,
+		Hostname: testHostname,
+		// An empty DNS: no SPF, DKIM or DMARC records, no DNSBL
+		// listing, and no query leaves the machine.
+		DNS:              dnstest.Start(t).Addr,
 		TLS:              conf,
 		AuthFailureDelay: time.Second,
 		Log:              log.New(ts.log, "", 0),

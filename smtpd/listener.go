@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/postkit/postkit/dnsbl"
 )
 
 // listener is what go-smtp serves: the connections of the listener it wraps,
@@ -118,6 +120,11 @@ type connInfo struct {
 	errors   int
 	authFail int
 	result   string
+
+	// dnsblDone is closed once the DNSBL lookups started at connect have
+	// ended (nil when none were started); listing is then their result.
+	dnsblDone chan struct{}
+	listing   *dnsbl.Listing
 }
 
 func newConnInfo(remote net.Addr) *connInfo {

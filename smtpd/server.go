@@ -27,10 +27,34 @@
 // (a message with a bare CR or LF is refused, RFC 5321 §2.3.8). The listener
 // caps sessions overall and per client address.
 //
+// Sender authentication (package msgauth), in MX mode for clients that
+// neither authenticated nor are relay clients: every message is checked for
+// SPF, DKIM and DMARC once it is received, and gets one
+// Authentication-Results field (RFC 8601) below the Received field. A DMARC
+// policy of reject is refused with 550 5.7.1 at the end of the data (or
+// goes to Junk if etc/dmarc-reject says junk), quarantine goes to Junk (the
+// spool envelope's junk key, which local delivery follows); an SPF fail on
+// its own changes nothing unless etc/spf-fail says junk or refuse. From
+// every client, Authentication-Results fields that claim our host name are
+// removed (RFC 8601 §5: forgeries). Messages being checked are held in
+// memory up to 1 MiB, beyond that in an unlinked file in $TMPDIR.
+//
+// DNSBLs (package dnsbl): the client's address is looked up in the zones of
+// etc/dnsbl-zones as soon as it connects, in MX mode unless it is a relay
+// client. A listed client is refused at MAIL (554 5.7.1 with the zone's TXT
+// reason), not at connect, and only if it has not authenticated: our users
+// on listed networks (home and mobile addresses often are) can still log in
+// and send.
+//
 // Control files read (ROOT/etc/): size-limit (default 50M), recipient-limit
 // (default 100), relay-clients (IP addresses and CIDR prefixes, one a line;
-// default none, read at every session), users, app-passwords and aliases
-// (through packages users and resolve).
+// default none, read at every session), dns (the resolver for SPF, DKIM,
+// DMARC and DNSBL lookups, unless Config.DNS is set; default
+// /etc/resolv.conf's), dnsbl-zones (one zone a line; default none, read at
+// every connection), spf-fail (accept, junk or refuse; default accept) and
+// dmarc-reject (refuse or junk; default refuse), both read at every
+// message, users, app-passwords and aliases (through packages users and
+// resolve).
 package smtpd
 
 import (
@@ -43,7 +67,11 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
 	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/dnsbl"
+	"github.com/postkit/postkit/msgauth"
+	"github.com/postkit/postkit/mx"
 )
 
 // Defaults of the Config fields left zero.
@@ -85,6 +113,10 @@ type Config struct {
 	// AuthFailureDelay is the wait before answering the first failed AUTH;
 	// it doubles with each further failure.
 	AuthFailureDelay time.Duration
+	// DNS is the address of the DNS resolver for the SPF, DKIM, DMARC and
+	// DNSBL lookups of MX mode ("192.0.2.53", "[::1]:5353"); empty means
+	// etc/dns, else the name servers of /etc/resolv.conf.
+	DNS string
 	// Log receives the log lines; nil means log.Default().
 	Log *log.Logger
 
@@ -104,6 +136,8 @@ type Server struct {
 	maxErrors      int
 	authDelay      time.Duration
 	sleep          func(time.Duration)
+	checker        *msgauth.Checker
+	dnsbl          *dnsbl.Checker
 
 	mu           sync.Mutex
 	maxSessions  int
@@ -145,6 +179,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxMessageBytes < 1 {
 		return nil, fmt.Errorf("smtpd: size limit %d is not positive", cfg.MaxMessageBytes)
 	}
+	if cfg.DNS == "" {
+		if cfg.DNS, err = cfg.Root.String("dns", ""); err != nil {
+			return nil, fmt.Errorf("smtpd: %w", err)
+		}
+	}
+	resolver := mx.Configured(cfg.DNS, mx.ResolvConf).NetResolver()
 	s := &Server{
 		root:           cfg.Root,
 		hostname:       cfg.Hostname,
@@ -159,6 +199,8 @@ func New(cfg Config) (*Server, error) {
 		maxSessions:    orDefault(cfg.MaxSessions, DefaultMaxSessions),
 		maxPerClient:   orDefault(cfg.MaxSessionsPerClient, DefaultMaxSessionsPerClient),
 		perClient:      map[string]int{},
+		checker:        &msgauth.Checker{Resolver: resolver},
+		dnsbl:          &dnsbl.Checker{Resolver: resolver},
 	}
 	if s.log == nil {
 		s.log = log.Default()
@@ -242,6 +284,9 @@ func (s *Server) admit(l *listener, c net.Conn) *conn {
 			c.Close()
 		}()
 		return nil
+	}
+	if !s.submission {
+		s.startDNSBL(info)
 	}
 	return newConn(s, l, c, info)
 }

@@ -73,6 +73,9 @@ func (s *session) Mail(_ string, opts *smtp.MailOptions) error {
 		// RFC 6409 §4.3 (submission needs authentication), RFC 4954 §6.
 		return smtpError(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
 	}
+	if err := s.dnsblRefusal(); err != nil {
+		return err
+	}
 	if opts.RequireTLS && !s.conn.isTLS() {
 		// RFC 8689 §4: REQUIRETLS is only offered, and only valid, over TLS.
 		return smtpError(530, smtp.EnhancedCode{5, 7, 10}, "REQUIRETLS needs a TLS session")
