@@ -58,6 +58,11 @@ func main() {
 				EnvVars: []string{"POSTKIT_SMTP_MAX_SESSIONS_PER_CLIENT"},
 				Value:   smtpd.DefaultMaxSessionsPerClient,
 			},
+			&cli.StringFlag{
+				Name:    "dns",
+				Usage:   "DNS resolver ADDR[:PORT] for SPF, DKIM, DMARC and DNSBL lookups (default: etc/dns, else /etc/resolv.conf's)",
+				EnvVars: []string{"POSTKIT_DNS"},
+			},
 			&cli.DurationFlag{
 				Name:    "auth-failure-delay",
 				Usage:   "pause before answering a failed AUTH, doubled for each further one",
@@ -117,6 +122,7 @@ func run(c *cli.Context) error {
 		MaxSessions:          c.Int("max-sessions"),
 		MaxSessionsPerClient: c.Int("max-sessions-per-client"),
 		AuthFailureDelay:     c.Duration("auth-failure-delay"),
+		DNS:                  c.String("dns"),
 		Log:                  log.Default(),
 	})
 	if err != nil {
