@@ -15,6 +15,10 @@
 // name when it exists, else to INBOX. A message marked as junk (Options.Junk,
 // from the spool envelope's junk key that smtpd sets for a DMARC policy of
 // quarantine) goes to the Junk folder instead, which is created when missing.
+// Before anything is stored the administrator's and the user's Sieve
+// scripts run (sieve.go): they may file the message into folders, flag,
+// forward, reject or answer it; their keep stores into the folder chosen
+// above.
 //
 // Failures carry a sysexits code (see Error): 67 unknown user, 65 loop or
 // malformed input, 75 temporary (disk full, I/O error, lock timeout; the MTA
@@ -260,7 +264,9 @@ func ToTarget(t resolve.Target, msg *Message, opt Options) (maildir.Delivered, e
 			}
 		}
 	}
-	d, err := store(dir, user, msg, opt)
+	// The user's Sieve scripts decide where it goes; dir is the default
+	// mailbox of their keep (sieve.go).
+	d, err := filter(t, dir, user, msg, opt)
 	if err != nil {
 		return d, classify(fmt.Errorf("lda: delivering to %s: %w", user, err))
 	}
