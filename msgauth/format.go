@@ -65,8 +65,8 @@ func (r *Result) Field(authservID string) string {
 }
 
 // clean makes a value safe inside the field: printable ASCII or UTF-8
-// letters only, no quotes or backslashes (authres quotes values but does
-// not escape backslashes), at most maxValue bytes.
+// letters only, no quotes, backslashes, parentheses or semicolons (authres
+// quotes values but does not escape backslashes), at most maxValue bytes.
 func clean(s string) string {
 	var b strings.Builder
 	for _, c := range s {
@@ -75,9 +75,13 @@ func clean(s string) string {
 			return b.String()
 		case c == '"' || c == '\\' || c == '(' || c == ')':
 			b.WriteByte('\'')
+		case c == ';':
+			// Inside quotes it would be fine, but simple parsers
+			// (go-msgauth's among them) split results at every ';'.
+			b.WriteByte(',')
 		case c < ' ' || c == 0x7f || c == 0xfffd:
 			b.WriteByte('?')
-		case c == ' ' || c > ' ':
+		default:
 			b.WriteRune(c)
 		}
 	}

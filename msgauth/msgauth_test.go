@@ -266,13 +266,13 @@ func TestOrganizationalDomain(t *testing.T) {
 func TestField(t *testing.T) {
 	r := &Result{
 		SPF:   SPFResult{Value: authres.ResultPass, Domain: "example.com", MailFrom: "alice@example.com"},
-		DKIM:  []DKIMResult{{Value: authres.ResultPass, Domain: "example.com", Identifier: "@example.com"}, {Value: authres.ResultFail, Domain: "x.test", Reason: `bad "sig" \`}},
+		DKIM:  []DKIMResult{{Value: authres.ResultPass, Domain: "example.com", Identifier: "@example.com"}, {Value: authres.ResultFail, Domain: "x.test", Reason: `bad "sig"; \`}},
 		DMARC: []DMARCResult{{Value: authres.ResultFail, Domain: "example.com", Published: "reject", Policy: "quarantine"}},
 	}
 	want := "Authentication-Results: mx.example.org;\r\n" +
 		"\tspf=pass smtp.mailfrom=alice@example.com;\r\n" +
 		"\tdkim=pass header.d=example.com header.i=@example.com;\r\n" +
-		"\tdkim=fail reason=\"bad 'sig' '\" header.d=x.test;\r\n" +
+		"\tdkim=fail reason=\"bad 'sig', '\" header.d=x.test;\r\n" +
 		"\tdmarc=fail (p=reject applied=quarantine) header.from=example.com\r\n"
 	if got := r.Field("mx.example.org"); got != want {
 		t.Errorf("Field:\n%s\nwant:\n%s", got, want)
