@@ -6,18 +6,76 @@
 //
 // # Layout
 //
-// The spool directory (ROOT/spool, mode 0700, owned by the mail user) holds:
+// The spool directory (ROOT/spool, mode 0711, owned by the daemons' user
+// postkit, "the spool's owner") holds:
 //
 //	env/ID            the envelope of entry ID; its existence IS the entry
 //	env/.tmp.*        an envelope being written (safefile temporaries)
 //	msg/ID            the message of entry ID, exactly the bytes enqueued
 //	runner.lock       flock(2)ed by the one running queue runner
+//	maildrop/         mode 1733: where any local user's sendmail drops mail
+//	maildrop/ID.RAND  a complete drop, for the runner to import (Pickup)
+//	maildrop/.tmp.*   a drop being written
 //
-// Files are mode 0600. ID is a queue ID: 16 characters of base32hex
+// env/ and msg/ are mode 0700, their files mode 0600: only the owner reads
+// the queue. Others may pass through the spool directory (mode 0711) but
+// not list it, and only to reach maildrop/. ID is a queue ID: 16 characters of base32hex
 // (0-9, A-V) encoding 48 bits of milliseconds since 1970 and 32 random bits,
 // so IDs sort by arrival time and are safe as file names. The spool does not
 // look into messages; postkit's writers store them with LF line endings, as
 // Maildir does, and sendq turns them into CRLF on the wire.
+//
+// # Owners
+//
+// Every file and directory in the spool belongs to the spool's owner, who
+// runs the queue runner. Programs that run as the owner (smtpd, sendq,
+// deliver started by sendq) write into env/ and msg/ directly. Root may
+// too (sendmail run by cron or an administrator's script, `sendq hold` and
+// `sendq rm`, deliver forwarding for an alias): when the process runs as
+// root, everything the spool package creates is given to the owner and
+// group of the spool directory (fchown on the new file before it gets its
+// final name, or right after mkdir), or the runner could not read it. Any
+// other user cannot write into the spool and goes through maildrop/
+// (Submit chooses).
+//
+// # Maildrop
+//
+// maildrop/ is the spool's only door for local users other than its owner
+// and root, as Postfix's maildrop directory once was: world-writable and
+// sticky (mode 1733, owned by the spool's owner), so that anyone may create
+// a file there, nobody but its owner can list it, and only a file's owner,
+// the directory's owner and root may remove or rename it.
+//
+// A drop is one file: an envelope in the format below, an empty line, then
+// the message, exactly the bytes to enqueue. Its name is a queue ID (the
+// time of the drop, so names sort by it), '.', and 128 random bits in
+// lower-case base32hex. Drop writes it under maildrop/.tmp.RANDOM (mode
+// 0600), fsyncs it, makes it mode 0644 (the runner reads it as another
+// user: nobody else can find it, since the name cannot be listed or
+// guessed), renames it to its final name (the commit point: a drop under
+// its final name is complete), and fsyncs maildrop/; a user who may not
+// open maildrop/ for that syncs the file system (syncfs(2)) instead. The
+// rename wakes the runner (Watch); with no runner running the drop waits
+// for the next one.
+//
+// The queue runner imports drops (Pickup) oldest first, each as input from
+// an untrusted user: names not starting with '.' that are not drop names,
+// symbolic links (never followed), anything but a regular file, a file
+// with more than one link, a file of more than 64 MiB plus 1 MiB of
+// envelope, an envelope line over 64 KiB, an envelope without the empty
+// line, one that does not parse, one that is not exactly what
+// MarshalEnvelope writes for an envelope with only the sender, recipients,
+// their orcpt and notify, ret, envid, body, smtputf8 and requiretls
+// (nothing a submitter may not choose: hold, delivery state, auth-user,
+// client-addr, helo, junk, local-uid), or whose sender or recipients are
+// not addresses: each is refused, logged (event=pickup status=refused) and
+// removed, never queued. A good drop is enqueued with local-uid set to the
+// drop file's owner, the submitting user, and then removed; a crash in
+// between queues it again at the next Pickup (a duplicate, never a loss). A
+// failure to write into the spool leaves the drop for the next scan.
+// Drops that are still .tmp.* after an hour belong to crashed writers and
+// Clean removes them. The runner must own maildrop/ to remove drops; Pickup
+// refuses to run otherwise.
 //
 // # Entry states
 //
@@ -94,9 +152,10 @@
 // # Waking the queue runner
 //
 // Watch returns a channel that receives a wake-up whenever an envelope is
-// renamed into env/ (a new entry, or an Update such as a release from hold),
-// using inotify(7) on env/. Enqueuers do nothing extra for it, so enqueuing
-// never blocks and works with no runner running. The spool must be on a
+// renamed into env/ (a new entry, or an Update such as a release from hold)
+// or a drop into maildrop/, using inotify(7) on both. Enqueuers and
+// droppers do nothing extra for it, so enqueuing never blocks and works with
+// no runner running. The spool must be on a
 // local file system for inotify to see other processes' changes.
 //
 // # Envelope format
@@ -137,15 +196,17 @@
 // *arrival, *next-attempt, *hold, *delay-notified, body (7BIT, 8BITMIME,
 // BINARYMIME), *smtputf8, *requiretls, ret (FULL or HDRS), envid,
 // auth-user, client-addr, helo, junk (why local delivery files the message
-// into the recipients' Junk folders: dmarc or spf). Recipient keys: *state (pending, delivered,
-// failed), *attempts, last-attempt, error, orcpt ("type;address"), notify
-// (NEVER, or SUCCESS, FAILURE and DELAY comma separated). At least one
-// recipient. Optional keys are written only when they have a value.
+// into the recipients' Junk folders: dmarc or spf), local-uid (the decimal
+// user ID of the local user who submitted it with sendmail). Recipient
+// keys: *state (pending, delivered, failed), *attempts, last-attempt,
+// error, orcpt ("type;address"), notify (NEVER, or SUCCESS, FAILURE and
+// DELAY comma separated). At least one recipient. Optional keys are written
+// only when they have a value.
 //
-// Keys added after the first release of version 1 (junk) are optional
-// and written only when set, so every envelope without them is exactly what
-// earlier programs wrote and read; the version number changes only for a
-// change that older readers must not misread.
+// Keys added after the first release of version 1 (junk, local-uid) are
+// optional and written only when set, so every envelope without them is
+// exactly what earlier programs wrote and read; the version number changes
+// only for a change that older readers must not misread.
 //
 // ParseEnvelope refuses anything else (another version, unknown or repeated
 // keys, malformed values, a missing final newline) with an error naming the

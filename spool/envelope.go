@@ -93,6 +93,11 @@ type Envelope struct {
 	// "dmarc" when the sender's domain asks for quarantine (RFC 7489
 	// §6.3), "spf" when etc/spf-fail says junk.
 	Junk string
+	// LocalUID is the decimal user ID of the local user who submitted the
+	// message with sendmail: taken from the process when it enqueued
+	// directly, from the owner of its file when it came through maildrop/
+	// (see Pickup). Empty for mail from the network.
+	LocalUID string
 }
 
 // Pending reports whether some recipient still waits for delivery.
@@ -141,6 +146,7 @@ func MarshalEnvelope(env *Envelope) ([]byte, error) {
 	optional("", "client-addr", env.ClientAddr)
 	optional("", "helo", env.Helo)
 	optional("", "junk", env.Junk)
+	optional("", "local-uid", env.LocalUID)
 	for _, r := range env.Recipients {
 		line("", "rcpt", quote(r.Address))
 		line("  ", "state", r.State.String())
@@ -267,6 +273,8 @@ func (p *parser) line(l string) error {
 		e.Helo, err = unquote(raw)
 	case "junk":
 		e.Junk, err = unquote(raw)
+	case "local-uid":
+		e.LocalUID, err = token(raw)
 	default:
 		return fmt.Errorf("unknown key %.40q", key)
 	}
@@ -337,6 +345,9 @@ func (e *Envelope) validate() error {
 	case "", Body7Bit, Body8BitMIME, BodyBinaryMIME:
 	default:
 		return bad("body %.40q is none of 7BIT, 8BITMIME, BINARYMIME", e.Body)
+	}
+	if e.LocalUID != "" && !validUID(e.LocalUID) {
+		return bad("local-uid %.20q is not a user ID (0 to 4294967295)", e.LocalUID)
 	}
 	switch e.Ret {
 	case "", "FULL", "HDRS":
@@ -482,6 +493,12 @@ func parseState(raw string) (RecipientState, error) {
 }
 
 const maxAttempts = 999999999
+
+// validUID accepts a user ID in decimal without sign or leading zeros.
+func validUID(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 32)
+	return err == nil && strconv.FormatUint(n, 10) == s
+}
 
 // parseCount accepts a decimal count without sign or leading zeros.
 func parseCount(raw string) (int, error) {

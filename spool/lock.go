@@ -70,8 +70,9 @@ func (l *EntryLock) Load() (*Envelope, error) { return l.s.Load(l.id) }
 // not release the lock.
 func (l *EntryLock) OpenMessage() (*os.File, error) { return l.s.OpenMessage(l.id) }
 
-// Update replaces the locked entry's envelope atomically (safefile.WriteFile):
-// a crash leaves the old envelope or the new one, never a mix.
+// Update replaces the locked entry's envelope atomically (as
+// safefile.WriteFile does, the new file owned by the spool's owner): a crash
+// leaves the old envelope or the new one, never a mix.
 func (l *EntryLock) Update(env *Envelope) error {
 	if env.ID != l.id {
 		return fmt.Errorf("%w: update of %s with the envelope of %q", ErrInvalid, l.id, env.ID)
@@ -85,7 +86,7 @@ func (l *EntryLock) Update(env *Envelope) error {
 	if !exists(l.s.envPath(l.id)) {
 		return fmt.Errorf("%w: %s", ErrNotFound, l.id)
 	}
-	if err := safefile.WriteFile(l.s.envPath(l.id), data, 0o600); err != nil {
+	if err := l.s.writeFile(l.s.envPath(l.id), data); err != nil {
 		return storageErr(err, "update %s", l.id)
 	}
 	return nil

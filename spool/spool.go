@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -57,23 +58,31 @@ const DefaultLockWait = 10 * time.Second
 // several goroutines and processes (see the package documentation for who may
 // do what).
 type Spool struct {
-	dir, envDir, msgDir string
+	dir, envDir, msgDir, dropDir string
+	owner                        fileOwner
+	// pickupMu serialises Pickup; dropsLeft are drops it could not
+	// remove, never to be looked at again by this process.
+	pickupMu  sync.Mutex
+	dropsLeft map[string]bool
 	// LockWait is how long Update and Remove wait for an entry's lock before
 	// returning ErrBusy; Open sets DefaultLockWait.
 	LockWait time.Duration
 }
 
-// Open opens the spool in dir, creating dir, dir/env and dir/msg (mode 0700)
-// when they do not exist yet.
+// Open opens the spool in dir, creating what is missing of its layout:
+// dir (mode 0711), dir/env and dir/msg (mode 0700), dir/maildrop (mode
+// 1733). Directories it creates inside an existing dir belong to dir's
+// owner, also when Open runs as root (see the package documentation).
 func Open(dir string) (*Spool, error) {
 	s := &Spool{
 		dir:      dir,
 		envDir:   filepath.Join(dir, "env"),
 		msgDir:   filepath.Join(dir, "msg"),
+		dropDir:  filepath.Join(dir, MaildropDir),
 		LockWait: DefaultLockWait,
 	}
 	created := false
-	for _, d := range []string{dir, s.envDir, s.msgDir} {
+	for _, d := range []string{dir, s.envDir, s.msgDir, s.dropDir} {
 		err := os.Mkdir(d, 0o700)
 		if errors.Is(err, fs.ErrNotExist) && d == dir {
 			err = os.MkdirAll(d, 0o700)
@@ -81,9 +90,17 @@ func Open(dir string) (*Spool, error) {
 		switch {
 		case err == nil:
 			created = true
+			if err := s.initDir(d); err != nil {
+				return nil, storageErr(err, "create layout")
+			}
 		case errors.Is(err, fs.ErrExist):
 		default:
 			return nil, storageErr(err, "create layout")
+		}
+		if d == dir {
+			if s.owner, err = ownerOf(dir); err != nil {
+				return nil, storageErr(err, "open")
+			}
 		}
 	}
 	if created {
@@ -95,6 +112,22 @@ func Open(dir string) (*Spool, error) {
 		}
 	}
 	return s, nil
+}
+
+// initDir gives a directory Open has just created its owner and mode. The
+// umask (077 in every postkit program) made it 0700; the spool directory
+// lets every user through to maildrop/, which every user may write into.
+func (s *Spool) initDir(d string) error {
+	switch d {
+	case s.dir:
+		return os.Chmod(d, 0o711)
+	case s.dropDir:
+		if err := s.owner.ownDir(d); err != nil {
+			return err
+		}
+		return os.Chmod(d, fs.ModeSticky|0o733)
+	}
+	return s.owner.ownDir(d)
 }
 
 // Dir returns the spool's directory.
@@ -155,7 +188,7 @@ func (s *Spool) Enqueue(env *Envelope, msg io.Reader) (string, error) {
 	}
 	// The commit point: once the envelope is renamed into env/ the entry
 	// exists. safefile fsyncs the envelope and env/ before returning.
-	if err := safefile.WriteFile(s.envPath(id), data, 0o600); err != nil {
+	if err := s.writeFile(s.envPath(id), data); err != nil {
 		return "", storageErr(err, "write envelope %s", id)
 	}
 	committed = true
@@ -179,6 +212,11 @@ func (s *Spool) createMessage(now time.Time) (*os.File, string, error) {
 		}
 		if err != nil {
 			return nil, "", storageErr(err, "create message")
+		}
+		if err := s.owner.own(f); err != nil {
+			os.Remove(p)
+			f.Close()
+			return nil, "", storageErr(err, "create message %s", id)
 		}
 		if err := flock(f, DefaultLockWait); err != nil {
 			f.Close()
@@ -336,17 +374,18 @@ func (s *Spool) Remove(id string) error {
 }
 
 // Clean removes what crashed writers left behind, if older than age:
-// temporary envelope files, message files without an envelope (an Enqueue
+// temporary envelope files, drops that were never completed (maildrop/.tmp.*,
+// and refused drops Pickup could not remove), message files without an envelope (an Enqueue
 // that never reached its commit point), and envelopes without a message
 // (only possible if something outside postkit deleted files). A message file
 // whose writer is still running is never removed, whatever age says: the
 // writer holds its lock. It returns how many files it removed.
 func (s *Spool) Clean(age time.Duration) (int, error) {
 	n := 0
-	for _, d := range []string{s.envDir, s.msgDir} {
+	for _, d := range []string{s.envDir, s.msgDir, s.dropDir} {
 		k, err := safefile.RemoveStale(d, age)
 		n += k
-		if err != nil {
+		if err != nil && !(d == s.dropDir && errors.Is(err, fs.ErrNotExist)) {
 			return n, storageErr(err, "clean")
 		}
 	}
@@ -424,7 +463,18 @@ func (s *Spool) removeGhost(id string, age time.Duration) bool {
 // one `sendq run` may hold; it fails at once with ErrRunnerActive if another
 // process holds it. The kernel releases the lock when the holder exits.
 func (s *Spool) LockRunner() (*safefile.Lock, error) {
-	l, err := safefile.LockFile(filepath.Join(s.dir, "runner.lock"), 0)
+	path := filepath.Join(s.dir, "runner.lock")
+	// A lock file root creates must belong to the spool's owner too, or
+	// the next runner, running as the owner, could not open it.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		err = s.owner.own(f)
+		f.Close()
+		if err != nil {
+			os.Remove(path)
+			return nil, storageErr(err, "runner lock")
+		}
+	}
+	l, err := safefile.LockFile(path, 0)
 	if errors.Is(err, safefile.ErrLockTimeout) {
 		return nil, fmt.Errorf("%w (%s is locked)", ErrRunnerActive, filepath.Join(s.dir, "runner.lock"))
 	}

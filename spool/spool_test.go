@@ -39,9 +39,21 @@ func TestMain(m *testing.M) {
 		}
 		fmt.Fprintln(os.Stderr, "enqueue returned:", err)
 		os.Exit(1)
+	default:
+		if f, ok := childModes[os.Getenv("SPOOL_TEST_CHILD")]; ok {
+			if err := f(os.Getenv("SPOOL_TEST_DIR")); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			os.Exit(0)
+		}
 	}
 	os.Exit(2)
 }
+
+// childModes are more things a child can do (SPOOL_TEST_CHILD=name), in the
+// directory SPOOL_TEST_DIR.
+var childModes = map[string]func(dir string) error{}
 
 // stallingReader gives the first part of a message, then says "ready" on
 // stdout and blocks reading stdin, which the parent never writes: a client
@@ -112,10 +124,18 @@ func dirNames(t *testing.T, dir string) []string {
 
 func TestOpenCreatesPrivateLayout(t *testing.T) {
 	s := openSpool(t)
-	for _, d := range []string{s.dir, s.envDir, s.msgDir} {
-		info, err := os.Stat(d)
-		if err != nil || !info.IsDir() || info.Mode().Perm() != 0o700 {
-			t.Errorf("Stat(%s) = %v, %v; want a directory with mode 0700", d, info, err)
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{s.dir, os.ModeDir | 0o711}, // others may only pass through, to maildrop/
+		{s.envDir, os.ModeDir | 0o700},
+		{s.msgDir, os.ModeDir | 0o700},
+		{s.dropDir, os.ModeDir | os.ModeSticky | 0o733},
+	} {
+		info, err := os.Stat(d.path)
+		if err != nil || info.Mode() != d.mode {
+			t.Errorf("Stat(%s) = %v, %v; want mode %v", d.path, info.Mode(), err, d.mode)
 		}
 	}
 	if _, err := Open(s.dir); err != nil {

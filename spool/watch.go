@@ -10,14 +10,15 @@ import (
 
 // Watch wakes the queue runner: the channel receives a value when an
 // envelope is renamed into env/, which is how Enqueue commits a new entry and
-// how Update replaces one (so `sendq release` wakes the runner too). Wake-ups
+// how Update replaces one (so `sendq release` wakes the runner too), and when
+// a drop is renamed into maildrop/ (Drop), for the runner to Pickup. Wake-ups
 // that arrive while the previous one is unread are merged into it. The channel
 // holds one wake-up from the start, so a runner that scans on every receive
 // also picks up what arrived before it started. It is closed when ctx is done
 // or the watch ends (env/ removed).
 //
-// Watch uses inotify(7): enqueuers do nothing extra and never block, whether a
-// runner watches or not. inotify does not see changes made on another host
+// Watch uses inotify(7): enqueuers and droppers do nothing extra and never
+// block, whether a runner watches or not. inotify does not see changes made on another host
 // (NFS): the spool must be on a local file system.
 func (s *Spool) Watch(ctx context.Context) (<-chan struct{}, error) {
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
@@ -27,6 +28,12 @@ func (s *Spool) Watch(ctx context.Context) (<-chan struct{}, error) {
 	if _, err := unix.InotifyAddWatch(fd, s.envDir, unix.IN_MOVED_TO|unix.IN_ONLYDIR); err != nil {
 		unix.Close(fd)
 		return nil, storageErr(&os.PathError{Op: "inotify_add_watch", Path: s.envDir, Err: err}, "watch")
+	}
+	// Drops are renamed into maildrop/ when complete (Drop). A spool
+	// without maildrop/ (an old layout) is watched without it.
+	if _, err := unix.InotifyAddWatch(fd, s.dropDir, unix.IN_MOVED_TO|unix.IN_ONLYDIR); err != nil && err != unix.ENOENT {
+		unix.Close(fd)
+		return nil, storageErr(&os.PathError{Op: "inotify_add_watch", Path: s.dropDir, Err: err}, "watch")
 	}
 	// A non-blocking descriptor becomes a pollable *os.File, so Close from
 	// the goroutine below interrupts a pending Read.
@@ -57,8 +64,8 @@ func (s *Spool) Watch(ctx context.Context) (<-chan struct{}, error) {
 	return ch, nil
 }
 
-// watchEvents calls wake for every new or replaced envelope in buf, and for a
-// queue overflow (events were lost: scan anyway). It reports whether the
+// watchEvents calls wake for every new or replaced envelope and every new
+// drop in buf, and for a queue overflow (events were lost: scan anyway). It reports whether the
 // watch has ended.
 func watchEvents(buf []byte, wake func()) (ended bool) {
 	for len(buf) >= unix.SizeofInotifyEvent {
@@ -74,7 +81,7 @@ func watchEvents(buf []byte, wake func()) (ended bool) {
 			wake()
 		case ev.Mask&unix.IN_IGNORED != 0:
 			return true
-		case ev.Mask&unix.IN_MOVED_TO != 0 && ValidID(name):
+		case ev.Mask&unix.IN_MOVED_TO != 0 && (ValidID(name) || validDropName(name)):
 			wake()
 		}
 	}
