@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/postkit/postkit/maildir"
 	"github.com/postkit/postkit/maildir/uidlist"
 	"github.com/postkit/postkit/safefile"
@@ -174,22 +176,55 @@ func cachedVSize(path string, c cachedSize) (cachedSize, bool, error) {
 // Messages returns the listing fixed at login.
 func (m *Maildrop) Messages() []Message { return m.msgs }
 
-// Open returns message i with CRLF line endings (maildir.NewCRLFReader).
+// Open returns the file of message i, as stored (LF line endings).
 func (m *Maildrop) Open(i int) (io.ReadCloser, error) {
-	var f *os.File
+	var f *messageFile
 	err := m.withFile(i, func(path string) error {
 		var err error
-		f, err = os.Open(path)
+		f, err = openMessageFile(path)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{maildir.NewCRLFReader(f), f}, nil
+	return f, nil
 }
+
+// messageFile is a message file opened for one RETR or TOP, read with plain
+// read(2) calls. An os.File would first try to register the regular file
+// with the network poller, and fail: four fcntl and one epoll_ctl calls for
+// each message sent.
+type messageFile struct{ fd int }
+
+func openMessageFile(path string) (*messageFile, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pop3: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+		}
+		return &messageFile{fd: fd}, nil
+	}
+}
+
+func (f *messageFile) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Read(f.fd, p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (f *messageFile) Close() error { return unix.Close(f.fd) }
 
 // MarkSeen adds the S flag (renaming the file in cur/), so that IMAP
 // clients on the same mailbox show the message as read.

@@ -241,7 +241,7 @@ func TestDuplicateBaseListedOnce(t *testing.T) {
 	}
 }
 
-func TestMaildropOpenConvertsToCRLF(t *testing.T) {
+func TestMaildropOpenReturnsFile(t *testing.T) {
 	m := openFixture(t, newMaildir(t))
 	rc, err := m.Open(0)
 	if err != nil {
@@ -249,7 +249,7 @@ func TestMaildropOpenConvertsToCRLF(t *testing.T) {
 	}
 	defer rc.Close()
 	data, _ := io.ReadAll(rc)
-	if want := "Subject: one\r\n\r\nline 1\r\n.dotted\r\nlast\r\n"; string(data) != want {
+	if want := "Subject: one\n\nline 1\n.dotted\nlast\n"; string(data) != want {
 		t.Errorf("Open(0) = %q, want %q", data, want)
 	}
 }

@@ -221,8 +221,9 @@ func (s *Server) logger() *log.Logger {
 type Mailbox interface {
 	// Messages returns the listing: message number n is element n-1.
 	Messages() []Message
-	// Open returns message i's contents exactly as RETR sends them before
-	// dot-stuffing: CRLF line endings, Messages()[i].Size octets.
+	// Open returns message i's contents with LF or CRLF line endings.
+	// RETR sends every LF not preceded by CR as CRLF; the result, before
+	// dot-stuffing, has Messages()[i].Size octets.
 	Open(i int) (io.ReadCloser, error)
 	// MarkSeen records that message i was retrieved.
 	MarkSeen(i int) error

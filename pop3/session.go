@@ -49,6 +49,8 @@ type session struct {
 	bad         int // unknown, malformed or refused commands
 	end         bool
 
+	copyBuf []byte // RETR and TOP read messages with it
+
 	retrieved int    // RETR commands answered
 	expunged  int    // messages removed at QUIT
 	result    string // how the session ended, for the log
@@ -67,8 +69,12 @@ func newSession(srv *Server, c net.Conn) *session {
 func (s *session) setConn(c net.Conn) {
 	s.conn = c
 	s.r = bufio.NewReader(c)
-	s.w = bufio.NewWriter(deadlineWriter{c, s.srv.idleTimeout()})
+	s.w = bufio.NewWriterSize(deadlineWriter{c, s.srv.idleTimeout()}, writeBufSize)
 }
+
+// writeBufSize is the size of a session's output buffer: a typical message
+// goes out in one write.
+const writeBufSize = 64 << 10
 
 // deadlineWriter bounds every write: a client that stops reading a RETR is
 // dropped after the idle timeout.

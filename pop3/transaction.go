@@ -157,7 +157,10 @@ func (s *session) send(i int, bodyLines int64, format string, args ...any) bool 
 	}
 	defer rc.Close()
 	s.reply(format, args...)
-	if err := writeMessage(s.w, rc, bodyLines); err != nil {
+	if s.copyBuf == nil {
+		s.copyBuf = make([]byte, copyBufSize)
+	}
+	if err := writeMessage(s.w, rc, s.copyBuf, bodyLines); err != nil {
 		s.logError("sending message", err)
 		s.result = "send-failed"
 		s.end = true
