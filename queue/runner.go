@@ -8,9 +8,10 @@
 // # Scheduling
 //
 // The runner scans the spool when spool.Watch reports a change and when the
-// earliest deferred entry falls due. Each due entry gets a goroutine that
-// holds the entry's lock for the whole attempt (so `sendq hold` and `rm`
-// wait for it). The attempt resolves its pending recipients (aliases are
+// earliest deferred entry falls due; before each scan it imports what local
+// users dropped into the spool's maildrop/ (spool.Pickup). Each due entry
+// gets a goroutine that holds the entry's lock for the whole attempt (so
+// `sendq hold` and `rm` wait for it). The attempt resolves its pending recipients (aliases are
 // expanded into the envelope first, so that a recipient delivered through
 // an alias is never delivered again), groups the remote ones by destination
 // (a domain, or the host a route names) and delivers the groups in
@@ -195,6 +196,11 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		lastScan = time.Now()
+		// Drops from local users (sendmail) become entries first, so
+		// this scan sees them.
+		if _, err := r.spool.Pickup(r.cfg.Logf); err != nil {
+			r.cfg.Logf("event=pickup error=%q", err)
+		}
 		next := r.scan(ctx, finished)
 		if !timer.Stop() {
 			select {
