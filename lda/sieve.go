@@ -96,7 +96,7 @@ func filterAt(t resolve.Target, inbox maildir.Dir, user string, msg *Message, op
 	// with CRLF line endings.
 	smsg.SetSize(int64(len(f.full) + bytes.Count(f.full, []byte("\n")) - bytes.Count(f.full, []byte("\r\n"))))
 	env := sieve.Envelope{From: returnPath(opt.Sender), To: envelopeTo(t)}
-	f.env = &sieveEnv{home: t.Maildir, now: now}
+	f.env = &sieveEnv{user: user, home: t.Maildir, now: now}
 	defer f.env.close()
 
 	var actions []sieve.Action
@@ -467,6 +467,7 @@ func (f *filtering) enqueue(out []*outgoing) error {
 
 // sieveEnv is the sieve.Environment of one delivery.
 type sieveEnv struct {
+	user string
 	home string // the user's Maildir
 	now  time.Time
 	vac  *vacationStore // locked from the first question until close
@@ -487,9 +488,16 @@ func (e *sieveEnv) MailboxExists(name string) (bool, error) {
 func (e *sieveEnv) VacationReplied(sender, handle string, days int) (bool, error) {
 	if e.vac == nil {
 		v, err := openVacation(e.home)
-		if err != nil {
+		if errors.Is(err, safefile.ErrLockTimeout) {
+			// Another delivery holds it: try again later.
 			e.fail(err)
 			return false, err
+		}
+		if err != nil {
+			// A store that cannot be used (permissions, say) must not
+			// hold up the mail: no reply, and the log says why.
+			sieveLogf("user=%s action=vacation status=no-reply error=%q", e.user, err)
+			return true, nil
 		}
 		e.vac = v
 	}

@@ -620,3 +620,32 @@ func FuzzParseVacation(f *testing.F) {
 		}
 	})
 }
+
+// A vacation store that cannot be used costs the reply, never the message.
+func TestSieveVacationStoreUnusable(t *testing.T) {
+	f := newSieveFixture(t, vacationScript)
+	if err := os.Mkdir(vacationPath(f.target.Maildir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.deliver(sieveMsg, "bob@remote.example"); err != nil {
+		t.Fatalf("deliver = %v, want success", err)
+	}
+	if envs, _ := f.queued(); len(envs) != 0 || len(f.files("")) != 1 {
+		t.Errorf("spool %d entries, INBOX %d messages; want no reply and the message kept", len(envs), len(f.files("")))
+	}
+	if !f.logged("action=vacation status=no-reply") {
+		t.Errorf("log %q does not say why no reply went out", f.log)
+	}
+}
+
+// Quarantined mail (Options.Junk) is kept in Junk; the script still runs.
+func TestSieveKeepOfJunk(t *testing.T) {
+	f := newSieveFixture(t, `require "imap4flags"; keep :flags "\\Seen";`)
+	m, _ := ReadMessage(strings.NewReader(sieveMsg))
+	if _, err := ToTarget(f.target, m, Options{Junk: true}); err != nil {
+		t.Fatal(err)
+	}
+	if files := f.files(JunkFolder); len(files) != 1 || !strings.HasSuffix(files[0], ":2,S") || len(f.files("")) != 0 {
+		t.Errorf("Junk %q, INBOX %q; want one seen message in Junk", files, f.files(""))
+	}
+}

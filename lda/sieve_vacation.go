@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/postkit/postkit/safefile"
@@ -108,6 +109,7 @@ func marshalVacation(entries map[string]int64, expired int64) []byte {
 
 // vacationStore is one user's store, locked for one delivery.
 type vacationStore struct {
+	home    string
 	path    string
 	lock    *safefile.Lock
 	entries map[string]int64
@@ -123,12 +125,13 @@ func openVacation(home string) (*vacationStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lda: vacation store: %w", err)
 	}
+	ownLikeHome(home, filepath.Dir(path), path+".lock")
 	data, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		lock.Unlock()
 		return nil, fmt.Errorf("lda: vacation store: %w", err)
 	}
-	return &vacationStore{path: path, lock: lock, entries: parseVacation(data)}, nil
+	return &vacationStore{home: home, path: path, lock: lock, entries: parseVacation(data)}, nil
 }
 
 // replied reports whether sender got the reply handle less than days days
@@ -146,7 +149,27 @@ func (v *vacationStore) record(sender, handle string, now time.Time) error {
 	if err := safefile.WriteFile(v.path, marshalVacation(v.entries, expired), 0o600); err != nil {
 		return fmt.Errorf("lda: vacation store: %w", err)
 	}
+	ownLikeHome(v.home, v.path)
 	return nil
+}
+
+// ownLikeHome gives paths (not following links) the owner and group of
+// the Maildir home when deliver runs as root, so that the deliveries that
+// run as the Maildir's owner can use them too. Failures are ignored: the
+// next delivery as root tries again, and one as the owner fails and logs.
+func ownLikeHome(home string, paths ...string) {
+	if os.Geteuid() != 0 {
+		return
+	}
+	info, err := os.Stat(home)
+	if err != nil {
+		return
+	}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		for _, p := range paths {
+			os.Lchown(p, int(st.Uid), int(st.Gid))
+		}
+	}
 }
 
 func (v *vacationStore) close() {
