@@ -24,7 +24,7 @@ func main() {
 	unix.Umask(0o077)
 	app := &cli.App{
 		Name:      "mkuser",
-		Usage:     "manage postkit users, app passwords, aliases and domains",
+		Usage:     "manage postkit users, app passwords, aliases, domains and Sieve scripts",
 		UsageText: "mkuser [--root DIR] COMMAND [command flags] ARGS  (flags go before arguments)",
 		Flags:     []cli.Flag{control.RootFlag()},
 		Commands: []*cli.Command{
@@ -71,6 +71,7 @@ func main() {
 					return accounts.RevokeAppPassword(root, a[0], a[1])
 				})),
 			domainCommands(),
+			sieveCommand(),
 		},
 		Action:         helpOrUnknown,
 		OnUsageError:   usageError,
