@@ -3,7 +3,10 @@
 // sendmail's command line, completes the message header (Date, Message-ID,
 // From), takes recipients from the header with -t, and writes the message
 // into the spool itself, like Postfix's postdrop, so it works whether or not
-// the queue runner is running. -bs speaks SMTP on standard input and output.
+// the queue runner is running: run by the spool's owner or root it enqueues
+// directly, run by any other user it drops the message into the spool's
+// maildrop/, from where the runner imports it (spool.Submit). Messages are
+// limited to MaxMessageSize. -bs speaks SMTP on standard input and output.
 //
 // sendmail's options are single letters, clustered ("-ti") or not, with
 // their argument attached ("-fuser") or in the next word ("-f user"); option

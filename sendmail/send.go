@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"strings"
@@ -34,7 +35,9 @@ func (e Env) now() time.Time {
 // Send reads a message from in, completes it and enqueues it for the
 // invocation's recipients. It returns the queue ID.
 func Send(inv *Invocation, in io.Reader, env Env) (string, error) {
-	data, err := ReadMessage(in, inv.IgnoreDots)
+	// The limit counts bytes as read: a message with CRLF line endings
+	// shrinks when they become LF, and is measured again in enqueue.
+	data, err := ReadMessage(io.LimitReader(in, 2*MaxMessageSize), inv.IgnoreDots)
 	if err != nil {
 		return "", fmt.Errorf("sendmail: reading the message: %w", err)
 	}
@@ -85,8 +88,8 @@ func Send(inv *Invocation, in io.Reader, env Env) (string, error) {
 	return enqueue(env.Root, e, m.bytes())
 }
 
-// enqueue writes a message into the spool, marking 8-bit content and
-// internationalised addresses.
+// enqueue hands a message to the queue (spool.Submit), marking 8-bit
+// content and internationalised addresses.
 func enqueue(root control.Root, e *spool.Envelope, msg []byte) (string, error) {
 	for _, c := range msg {
 		if c >= 0x80 {
@@ -99,11 +102,12 @@ func enqueue(root control.Root, e *spool.Envelope, msg []byte) (string, error) {
 			e.SMTPUTF8 = true
 		}
 	}
-	sp, err := spool.Open(root.SpoolDir())
-	if err != nil {
-		return "", err
+	if len(msg) > MaxMessageSize {
+		return "", fmt.Errorf("%w: the message has %d bytes, more than the limit of %d", ErrData, len(msg), MaxMessageSize)
 	}
-	return sp.Enqueue(e, bytes.NewReader(msg))
+	// The spool's owner and root enqueue directly; any other user drops
+	// the message into the spool's maildrop/ for the queue runner.
+	return spool.Submit(root.SpoolDir(), e, bytes.NewReader(msg))
 }
 
 func rcptAddrs(e *spool.Envelope) []string {
@@ -161,9 +165,14 @@ func Code(err error) int {
 }
 
 // NewEnv returns the Env of a sendmail run by the current user: the host
-// name from the flag, etc/hostname or the system, and the login name.
+// name from the flag, etc/hostname or the system, and the login name. A
+// user outside the daemons' group cannot read etc/ (mode 0750): sendmail
+// run by such a user takes the system's host name.
 func NewEnv(root control.Root, hostnameFlag string) (Env, error) {
 	hostname, err := root.Hostname(hostnameFlag)
+	if errors.Is(err, fs.ErrPermission) {
+		hostname, err = os.Hostname()
+	}
 	if err != nil {
 		return Env{}, err
 	}

@@ -14,8 +14,9 @@ import (
 	"github.com/postkit/postkit/spool"
 )
 
-// MaxMessageSize bounds a message received with -bs.
-const MaxMessageSize = 64 << 20
+// MaxMessageSize bounds a message, read from standard input or received
+// with -bs: the largest message the spool's maildrop takes.
+const MaxMessageSize = spool.MaxDropMessage
 
 // ServeSMTP speaks SMTP on in and out (sendmail -bs) until QUIT or the end
 // of input, enqueueing each message like the -bm mode does. The local user
@@ -111,6 +112,9 @@ func (s *session) Data(r io.Reader) error {
 	}
 	m.complete(headerFrom, "", s.env.Hostname, s.env.now())
 	if _, err := enqueue(s.env.Root, s.e, m.bytes()); err != nil {
+		if errors.Is(err, ErrData) {
+			return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message too big"}
+		}
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Cannot queue the message now, try again later"}
 	}
 	return nil
