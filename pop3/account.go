@@ -18,6 +18,9 @@ type Accounts struct {
 	Root control.Root
 	// Log receives warnings about mailboxes (see OpenMaildir); may be nil.
 	Log *log.Logger
+	// Maildirs, if not nil, opens the mailboxes, remembering their UID
+	// lists from one session to the next; if nil, OpenMaildir does.
+	Maildirs *Maildirs
 }
 
 // Authenticate is an Authenticator. The login is a full address, parsed by
@@ -60,7 +63,11 @@ func (a Accounts) Open(user string) (Mailbox, error) {
 	if len(targets) != 1 || targets[0].Kind != resolve.Local || targets[0].Address.Key() != addr.Key() || targets[0].Detail != "" {
 		return nil, errors.New("pop3: " + user + " does not resolve to its own Maildir")
 	}
-	m, err := OpenMaildir(targets[0].Maildir, a.Log)
+	open := OpenMaildir
+	if a.Maildirs != nil {
+		open = a.Maildirs.Open
+	}
+	m, err := open(targets[0].Maildir, a.Log)
 	if err != nil {
 		return nil, err
 	}

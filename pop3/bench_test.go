@@ -114,3 +114,32 @@ func BenchmarkRETR(b *testing.B) {
 	io.WriteString(conn, "QUIT\r\n")
 	readStatus()
 }
+
+// BenchmarkMaildirsOpen10k is BenchmarkOpenMaildir10k with the UID list
+// remembered from the last session, as pop3d --listen does.
+func BenchmarkMaildirsOpen10k(b *testing.B) {
+	dir := benchMaildir(b, 10000)
+	var ms Maildirs
+	for b.Loop() {
+		m, err := ms.Open(dir, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Close()
+	}
+}
+
+// BenchmarkFirstLogin10k is the first login after 10,000 deliveries: the UID
+// list is made and every file moved from new/ to cur/.
+func BenchmarkFirstLogin10k(b *testing.B) {
+	for b.Loop() {
+		b.StopTimer()
+		dir := benchMaildir(b, 10000)
+		b.StartTimer()
+		m, err := OpenMaildir(dir, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Close()
+	}
+}

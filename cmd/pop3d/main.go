@@ -88,7 +88,7 @@ func run(c *cli.Context) error {
 		return exitError{sysexits.Config, err}
 	}
 	logger := log.Default()
-	accounts := pop3.Accounts{Root: root, Log: logger}
+	accounts := pop3.Accounts{Root: root, Log: logger, Maildirs: &pop3.Maildirs{}}
 	srv := &pop3.Server{
 		Hostname:               hostname,
 		TLSConfig:              tlsConf,
