@@ -32,7 +32,7 @@ func (s *session) folder(name string) (string, maildir.Dir, error) {
 	name = canonicalName(name)
 	d, err := s.root.Folder(name)
 	if err != nil {
-		return "", "", noError(imap.ResponseCodeCannot, "Invalid mailbox name: "+strings.TrimPrefix(err.Error(), "maildir: "))
+		return "", "", noError(imap.ResponseCodeCannot, "Invalid mailbox name "+strings.TrimPrefix(err.Error(), "maildir: invalid mailbox name "))
 	}
 	return name, d, nil
 }
