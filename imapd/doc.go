@@ -54,11 +54,29 @@
 // while it exists or shown out of order. During IDLE, inotify on new/ and
 // cur/ (one instance per process) wakes the session.
 //
-// Files are read by their last known name and found again through the
-// UID list when another process renamed them; STORE applies +FLAGS and
-// -FLAGS to the file's current flags in the same way. Messages expunged by
-// another process while the client may not yet be told are left out of
-// FETCH and STORE answers, which end in NO [EXPUNGEISSUED].
+// Files are read by their last known name and found again (by their
+// unique name in new/ and cur/, then through the UID list) when another
+// process renamed them; STORE applies +FLAGS and -FLAGS to the file's
+// current flags in the same way. Messages expunged by another process
+// while the client may not yet be told are left out of FETCH and STORE
+// answers, which end in NO [EXPUNGEISSUED].
+//
+// The selected folder's view is this session's own and is compared with
+// the disk directly, rather than through go-imap's MailboxTracker and
+// SessionTracker: those keep one in-process "server view" that every
+// session's sequence numbers are translated against, which gives no
+// count of the client's view (needed for "*"), cannot take more than one
+// new message per update, and panics when its count goes down, while a
+// per-session diff of the disk serves other processes and other sessions
+// of this one alike. inotify wakes IDLE sessions in both cases.
+//
+// # Message contents
+//
+// ENVELOPE, BODYSTRUCTURE, sections, BINARY and the SEARCH keys on
+// contents come from package imapmsg, with sizes exact for the CRLF form;
+// INTERNALDATE, RFC822.SIZE, ENVELOPE and BODYSTRUCTURE are kept in the
+// folder's postkit-cache (package imapcache), so that FETCH of those
+// items opens no file once they are known.
 //
 // # Login
 //
