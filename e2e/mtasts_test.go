@@ -64,7 +64,7 @@ func TestMTASTSEnforce(t *testing.T) {
 	// one from a trusted issuer, but for another name.
 	goodMX, badMX, port := stsTwoServers(t, stsCert(t, &roots, "mx.good.test"), stsCert(t, &roots, "other.test"))
 	var mu sync.Mutex
-	policyMX := map[string]string{"good.test": "mx.good.test", "bad.test": "mx.bad.test"}
+	policyMX := map[string]string{"good.test": "mx.good.test", "bad.test": "mx.bad.test", "testing.test": "mx.bad.test"}
 	policies := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		domain, ok := strings.CutPrefix(r.Host, "mta-sts.")
 		mu.Lock()
@@ -74,10 +74,14 @@ func TestMTASTSEnforce(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
+		mode := "enforce"
+		if domain == "testing.test" {
+			mode = "testing"
+		}
 		w.Header().Set("Content-Type", "text/plain")
-		w.Write([]byte("version: STSv1\r\nmode: enforce\r\nmx: " + mxName + "\r\nmax_age: 86400\r\n"))
+		w.Write([]byte("version: STSv1\r\nmode: " + mode + "\r\nmx: " + mxName + "\r\nmax_age: 86400\r\n"))
 	}))
-	policies.TLS = stsCert(t, &roots, "mta-sts.good.test", "mta-sts.bad.test")
+	policies.TLS = stsCert(t, &roots, "mta-sts.good.test", "mta-sts.bad.test", "mta-sts.testing.test")
 	policies.StartTLS()
 	t.Cleanup(policies.Close)
 	httpsPort := strconv.Itoa(policies.Listener.Addr().(*net.TCPAddr).Port)
@@ -86,12 +90,15 @@ func TestMTASTSEnforce(t *testing.T) {
 		`_mta-sts.good.test. TXT "v=STSv1; id=20261122;"`, "mta-sts.good.test. A 127.0.0.1",
 		"bad.test. MX 10 mx.bad.test.", "mx.bad.test. A 127.0.0.2",
 		`_mta-sts.bad.test. TXT "v=STSv1; id=20261122;"`, "mta-sts.bad.test. A 127.0.0.1",
+		"testing.test. MX 10 mx.bad.test.",
+		`_mta-sts.testing.test. TXT "v=STSv1; id=1;"`, "mta-sts.testing.test. A 127.0.0.1",
 	)
 	root := sqRoot(t, "", map[string]string{
 		"dns": dns.Addr + "\n", "smtp-port": port + "\n", "mta-sts-port": httpsPort + "\n", "tls-roots.pem": string(roots),
 	})
 	sqSend(t, root, "From: alice@example.org\nSubject: to good\n\nx\n", "-i", "-f", "alice@example.org", "a@good.test")
 	sqSend(t, root, "From: alice@example.org\nSubject: to bad\n\nx\n", "-i", "-f", "alice@example.org", "b@bad.test")
+	sqSend(t, root, "From: alice@example.org\nSubject: to testing\n\nx\n", "-i", "-f", "alice@example.org", "c@testing.test")
 	r := startSendq(t, root)
 
 	if m := goodMX.Wait(t, 1, 10*time.Second)[0]; !m.TLS || strings.Join(m.To, ",") != "a@good.test" {
@@ -100,9 +107,14 @@ func TestMTASTSEnforce(t *testing.T) {
 	sqWait(t, "the deferral for bad.test", 10*time.Second, func() bool {
 		return r.count(`rcpt=b@bad.test status=deferred .*MTA-STS policy of bad.test is enforce`) > 0
 	})
-	if n := len(badMX.Messages()); n != 0 {
-		t.Errorf("bad.test's MX got %d messages, want none", n)
+	// testing.test's policy is in testing mode: delivered to the same MX
+	// all the same, and logged.
+	if m := badMX.Wait(t, 1, 10*time.Second); len(m) != 1 || strings.Join(m[0].To, ",") != "c@testing.test" {
+		t.Errorf("bad.test's MX got %+v, want only c@testing.test", m)
 	}
+	sqWait(t, "the testing mode note", 10*time.Second, func() bool {
+		return r.count(`event=mta-sts domain=testing.test note=".*\(testing\).*certificate not valid.*enforce mode would not deliver`) == 1
+	})
 	for _, l := range r.lines() {
 		if strings.Contains(l, "rcpt=b@bad.test status=deferred") && !strings.Contains(l, "other.test, not mx.bad.test") {
 			t.Errorf("the deferral does not say what is wrong with the certificate: %s", l)
