@@ -65,8 +65,9 @@
 // the disk directly, rather than through go-imap's MailboxTracker and
 // SessionTracker: those keep one in-process "server view" that every
 // session's sequence numbers are translated against, which gives no
-// count of the client's view (needed for "*"), cannot take more than one
-// new message per update, and panics when its count goes down, while a
+// count of the client's view (needed for "*"), miscounts when more than
+// one message arrives in one update, and panics when its count goes down,
+// while a
 // per-session diff of the disk serves other processes and other sessions
 // of this one alike. inotify wakes IDLE sessions in both cases.
 //
