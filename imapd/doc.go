@@ -67,9 +67,8 @@
 // session's sequence numbers are translated against, which gives no
 // count of the client's view (needed for "*"), miscounts when more than
 // one message arrives in one update, and panics when its count goes down,
-// while a
-// per-session diff of the disk serves other processes and other sessions
-// of this one alike. inotify wakes IDLE sessions in both cases.
+// while a per-session diff of the disk serves other processes and other
+// sessions of this one alike. inotify wakes IDLE sessions in both cases.
 //
 // # Message contents
 //
