@@ -13,6 +13,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
+
+	"github.com/postkit/postkit/maildir"
 )
 
 func TestCapabilities(t *testing.T) {
@@ -188,6 +190,44 @@ func TestUnknownCommandBeforeLogin(t *testing.T) {
 	answer, _ := io.ReadAll(conn)
 	if !strings.Contains(string(answer), "* BYE") {
 		t.Errorf("answer to an HTTP request = %q, want BYE and the connection closed", answer)
+	}
+	f.login()
+}
+
+// TestBadInput: malformed commands get BAD and the session goes on; a
+// command line over go-imap's 50 KiB limit ends the connection.
+func TestBadInput(t *testing.T) {
+	f := newFixture(t)
+	conn, r := rawLogin(t, f)
+	for _, tc := range []struct{ send, want string }{
+		{"a SELECT INBOX", "a OK"},
+		// go-imap answers some syntax errors with NO [SERVERBUG].
+		{"b FETCH x (FLAGS)", "b NO"},
+		{"c STORE 1 +FLAGS (\\Bogus)", "c BAD"},
+		{"d FETCH 5 (FLAGS)", "d BAD"},
+		{"e CREATE {2}\r\n..", "e NO [CANNOT]"},
+		{"f NOOP", "f OK"},
+	} {
+		fmt.Fprintf(conn, "%s\r\n", tc.send)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: %v", tc.send, err)
+			}
+			if strings.HasPrefix(line, "+ ") || strings.HasPrefix(line, "* ") {
+				continue
+			}
+			if !strings.HasPrefix(line, tc.want) {
+				t.Errorf("%q answered %q, want %s...", tc.send, line, tc.want)
+			}
+			break
+		}
+	}
+	f.deliver("", "Subject: x\n\ny\n", maildir.DeliverOptions{})
+	fmt.Fprintf(conn, "g NOOP %s\r\n", strings.Repeat("x", 60<<10))
+	rest, _ := io.ReadAll(r)
+	if strings.Contains(string(rest), "g OK") {
+		t.Errorf("a 60 KiB command line was accepted: %q", rest)
 	}
 	f.login()
 }
