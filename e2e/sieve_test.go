@@ -255,7 +255,7 @@ vacation :days 7 :subject "Away" "I am away until Monday.";
 		return strings.Replace(svMsg, "bob@far.example", sender, 1)
 	}
 	svDeliver(t, root, svMsg, "bob@far.example", "alice@example.org")
-	svDeliver(t, root, svMsg, "bob@far.example", "alice@example.org")                      // within 7 days
+	svDeliver(t, root, svMsg, "bob@far.example", "alice@example.org")                       // within 7 days
 	svDeliver(t, root, from("carol@far.example"), "carol@far.example", "alice@example.org") // another sender
 	svDeliver(t, root, "List-Id: <go.lists.example>\n"+from("list@far.example"), "list@far.example", "alice@example.org")
 	svDeliver(t, root, "Precedence: bulk\n"+from("news@far.example"), "news@far.example", "alice@example.org")
