@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ type sieveFixture struct {
 	t      *testing.T
 	root   string
 	target resolve.Target
+	mu     sync.Mutex // guards log: deliveries may run concurrently
 	log    []string
 }
 
@@ -43,7 +45,11 @@ func newSieveFixture(t *testing.T, script string) *sieveFixture {
 		f.script(script)
 	}
 	old := sieveLogf
-	sieveLogf = func(format string, args ...any) { f.log = append(f.log, fmt.Sprintf(format, args...)) }
+	sieveLogf = func(format string, args ...any) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.log = append(f.log, fmt.Sprintf(format, args...))
+	}
 	t.Cleanup(func() { sieveLogf = old })
 	return f
 }
@@ -133,6 +139,8 @@ func (f *sieveFixture) queued() ([]*spool.Envelope, []string) {
 }
 
 func (f *sieveFixture) logged(s string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for _, l := range f.log {
 		if strings.Contains(l, s) {
 			return true
@@ -416,6 +424,34 @@ func TestSieveVacation(t *testing.T) {
 	}
 	if len(f.files("")) != 4 {
 		t.Errorf("INBOX has %d messages, want 4", len(f.files("")))
+	}
+}
+
+// Deliveries at the same time from one sender make one reply: the store
+// stays locked from the question to the record.
+func TestSieveVacationConcurrent(t *testing.T) {
+	f := newSieveFixture(t, vacationScript)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, _ := ReadMessage(strings.NewReader(sieveMsg))
+			sender, _ := address.Parse("bob@remote.example")
+			_, err := filterAt(f.target, maildir.Dir(f.target.Maildir), "alice@example.org", m, Options{Sender: sender}, time.Now())
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if envs, _ := f.queued(); len(envs) != 1 || len(f.files("")) != 8 {
+		t.Errorf("%d replies and %d messages, want 1 reply and all 8 kept", len(envs), len(f.files("")))
 	}
 }
 
