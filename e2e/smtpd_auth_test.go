@@ -23,11 +23,11 @@ import (
 // a DNS server on loopback that publishes SPF, DKIM and DMARC records for
 // the sending domains, and lists 127.0.0.1 in bl.test.
 
-var authKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize))
+var saKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize))
 
-func authDNS(t *testing.T) *dnstest.Server {
+func saDNS(t *testing.T) *dnstest.Server {
 	t.Helper()
-	pub := base64.StdEncoding.EncodeToString(authKey.Public().(ed25519.PublicKey))
+	pub := base64.StdEncoding.EncodeToString(saKey.Public().(ed25519.PublicKey))
 	key := func(domain string) string {
 		return fmt.Sprintf(`sel._domainkey.%s. TXT "v=DKIM1; k=ed25519; p=%s"`, domain, pub)
 	}
@@ -47,15 +47,15 @@ func authDNS(t *testing.T) *dnstest.Server {
 	)
 }
 
-func authMsg(from string) string {
+func saMsg(from string) string {
 	return "From: " + from + "\r\nTo: alice@example.org\r\nSubject: sender authentication\r\n\r\nHello.\r\n"
 }
 
-func authSign(t *testing.T, msg, domain string) string {
+func saSign(t *testing.T, msg, domain string) string {
 	t.Helper()
 	var b bytes.Buffer
 	err := dkim.Sign(&b, strings.NewReader(msg), &dkim.SignOptions{
-		Domain: domain, Selector: "sel", Signer: authKey,
+		Domain: domain, Selector: "sel", Signer: saKey,
 		HeaderCanonicalization: dkim.CanonicalizationRelaxed, BodyCanonicalization: dkim.CanonicalizationRelaxed,
 		HeaderKeys: []string{"From", "To", "Subject"},
 	})
@@ -65,9 +65,9 @@ func authSign(t *testing.T, msg, domain string) string {
 	return b.String()
 }
 
-// authSend sends msg to alice over a raw SMTP dialog and returns the reply
+// saSend sends msg to alice over a raw SMTP dialog and returns the reply
 // to the end of the data.
-func authSend(t *testing.T, addr, helo, mailFrom, msg string) (int, string) {
+func saSend(t *testing.T, addr, helo, mailFrom, msg string) (int, string) {
 	t.Helper()
 	c := smtpDial(t, addr)
 	c.cmd("EHLO "+helo, 250)
@@ -80,9 +80,9 @@ func authSend(t *testing.T, addr, helo, mailFrom, msg string) (int, string) {
 	return code, text
 }
 
-// authResultsOf returns the results of the Authentication-Results field of
+// saResults returns the results of the Authentication-Results field of
 // mx.test in the stored message, parsed with go-msgauth.
-func authResultsOf(t *testing.T, stored string) []authres.Result {
+func saResults(t *testing.T, stored string) []authres.Result {
 	t.Helper()
 	var found []authres.Result
 	n := 0
@@ -105,8 +105,8 @@ func authResultsOf(t *testing.T, stored string) []authres.Result {
 	return found
 }
 
-// summary writes results as "spf=pass smtp.mailfrom=... dkim=... dmarc=...".
-func summary(results []authres.Result) string {
+// saSummary writes results as "spf=pass smtp.mailfrom=... dkim=... dmarc=...".
+func saSummary(results []authres.Result) string {
 	var parts []string
 	for _, r := range results {
 		switch r := r.(type) {
@@ -124,33 +124,33 @@ func summary(results []authres.Result) string {
 }
 
 func TestSMTPdAuthenticationResults(t *testing.T) {
-	dns := authDNS(t)
+	dns := saDNS(t)
 	root, _ := smtpRoot(t)
 	srv := startSMTPd(t, root, "--dns", dns.Addr)
-	signed := authSign(t, authMsg("a@signed.test"), "signed.test")
+	signed := saSign(t, saMsg("a@signed.test"), "signed.test")
 	tests := []struct {
 		name, helo, mailFrom, msg string
 		want                      string
 	}{
-		{"SPF pass, no DMARC record", "client.test", "a@pass.test", authMsg("a@pass.test"),
+		{"SPF pass, no DMARC record", "client.test", "a@pass.test", saMsg("a@pass.test"),
 			"spf=pass mailfrom=a@pass.test helo=; dkim=none d=; dmarc=none from=pass.test"},
-		{"SPF fail", "client.test", "a@fail.test", authMsg("a@fail.test"),
+		{"SPF fail", "client.test", "a@fail.test", saMsg("a@fail.test"),
 			"spf=fail mailfrom=a@fail.test helo=; dkim=none d=; dmarc=none from=fail.test"},
-		{"SPF softfail", "client.test", "a@soft.test", authMsg("a@soft.test"),
+		{"SPF softfail", "client.test", "a@soft.test", saMsg("a@soft.test"),
 			"spf=softfail mailfrom=a@soft.test helo=; dkim=none d=; dmarc=none from=soft.test"},
-		{"SPF none", "client.test", "a@nothing.test", authMsg("a@nothing.test"),
+		{"SPF none", "client.test", "a@nothing.test", saMsg("a@nothing.test"),
 			"spf=none mailfrom=a@nothing.test helo=; dkim=none d=; dmarc=none from=nothing.test"},
-		{"null sender: HELO checked", "helo.test", "", authMsg("mailer-daemon@helo.test"),
+		{"null sender: HELO checked", "helo.test", "", saMsg("mailer-daemon@helo.test"),
 			"spf=pass mailfrom= helo=helo.test; dkim=none d=; dmarc=none from=helo.test"},
 		{"DKIM pass, DMARC pass", "client.test", "bounce@pass.test", signed,
 			"spf=pass mailfrom=bounce@pass.test helo=; dkim=pass d=signed.test; dmarc=pass from=signed.test"},
-		{"DKIM fail, DMARC fail with p=none", "client.test", "bounce@pass.test", strings.Replace(authSign(t, authMsg("a@monitor.test"), "signed.test"), "Hello.", "Hello!", 1),
+		{"DKIM fail, DMARC fail with p=none", "client.test", "bounce@pass.test", strings.Replace(saSign(t, saMsg("a@monitor.test"), "signed.test"), "Hello.", "Hello!", 1),
 			"spf=pass mailfrom=bounce@pass.test helo=; dkim=fail d=signed.test; dmarc=fail from=monitor.test"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(smtpSpool(t, root))
-			if code, text := authSend(t, srv.addr, tt.helo, tt.mailFrom, tt.msg); code != 250 {
+			if code, text := saSend(t, srv.addr, tt.helo, tt.mailFrom, tt.msg); code != 250 {
 				t.Fatalf("end of data: %d %q, want 250", code, text)
 			}
 			envs := smtpSpool(t, root)
@@ -158,7 +158,7 @@ func TestSMTPdAuthenticationResults(t *testing.T) {
 				t.Fatalf("spool has %d entries, want %d", len(envs), before+1)
 			}
 			stored := smtpSpoolMessage(t, root, envs[len(envs)-1].ID)
-			if got := summary(authResultsOf(t, stored)); got != tt.want {
+			if got := saSummary(saResults(t, stored)); got != tt.want {
 				t.Errorf("Authentication-Results: %s\nwant %s\nstored:\n%s", got, tt.want, stored)
 			}
 			if !strings.HasPrefix(stored, "Received: ") || !strings.HasSuffix(stored, "\r\n"+tt.msg) {
@@ -169,12 +169,12 @@ func TestSMTPdAuthenticationResults(t *testing.T) {
 }
 
 func TestSMTPdDMARCPolicies(t *testing.T) {
-	dns := authDNS(t)
+	dns := saDNS(t)
 	root, _ := smtpRoot(t)
 	srv := startSMTPd(t, root, "--dns", dns.Addr)
 
 	// p=reject: refused at the end of the data, nothing stored.
-	code, text := authSend(t, srv.addr, "client.test", "a@pass.test", authMsg("ceo@reject.test"))
+	code, text := saSend(t, srv.addr, "client.test", "a@pass.test", saMsg("ceo@reject.test"))
 	if code != 550 || !strings.HasPrefix(text, "5.7.1 ") || !strings.Contains(text, "reject.test") {
 		t.Errorf("p=reject: %d %q, want 550 5.7.1 naming reject.test", code, text)
 	}
@@ -184,20 +184,20 @@ func TestSMTPdDMARCPolicies(t *testing.T) {
 	srv.waitContains(t, "checked conn=")
 
 	// p=quarantine: stored, marked for the Junk folder.
-	if code, text := authSend(t, srv.addr, "client.test", "a@pass.test", authMsg("ceo@quarantine.test")); code != 250 {
+	if code, text := saSend(t, srv.addr, "client.test", "a@pass.test", saMsg("ceo@quarantine.test")); code != 250 {
 		t.Fatalf("p=quarantine: %d %q, want 250", code, text)
 	}
 	envs := smtpSpool(t, root)
 	if len(envs) != 1 || envs[0].Junk != "dmarc" {
 		t.Fatalf("p=quarantine: spool %+v, want one entry with junk dmarc", envs)
 	}
-	if got := summary(authResultsOf(t, smtpSpoolMessage(t, root, envs[0].ID))); !strings.Contains(got, "dmarc=fail from=quarantine.test") {
+	if got := saSummary(saResults(t, smtpSpoolMessage(t, root, envs[0].ID))); !strings.Contains(got, "dmarc=fail from=quarantine.test") {
 		t.Errorf("p=quarantine: Authentication-Results %s", got)
 	}
 	srv.waitContains(t, "junk=dmarc")
 
 	// p=none: stored as usual.
-	if code, text := authSend(t, srv.addr, "client.test", "a@pass.test", authMsg("ceo@monitor.test")); code != 250 {
+	if code, text := saSend(t, srv.addr, "client.test", "a@pass.test", saMsg("ceo@monitor.test")); code != 250 {
 		t.Fatalf("p=none: %d %q, want 250", code, text)
 	}
 	envs = smtpSpool(t, root)
@@ -208,7 +208,7 @@ func TestSMTPdDMARCPolicies(t *testing.T) {
 	// etc/dmarc-reject junk: p=reject goes to Junk instead, from the next
 	// message on.
 	smtpWriteEtc(t, root, "dmarc-reject", "junk\n")
-	if code, text := authSend(t, srv.addr, "client.test", "a@pass.test", authMsg("ceo@reject.test")); code != 250 {
+	if code, text := saSend(t, srv.addr, "client.test", "a@pass.test", saMsg("ceo@reject.test")); code != 250 {
 		t.Fatalf("p=reject with dmarc-reject junk: %d %q, want 250", code, text)
 	}
 	envs = smtpSpool(t, root)
@@ -218,14 +218,14 @@ func TestSMTPdDMARCPolicies(t *testing.T) {
 }
 
 func TestSMTPdForgedAuthenticationResults(t *testing.T) {
-	dns := authDNS(t)
+	dns := saDNS(t)
 	root, _ := smtpRoot(t)
 	srv := startSMTPd(t, root, "--dns", dns.Addr)
 	forged := "Authentication-Results: mx.test; dmarc=pass header.from=example.org\r\n" +
 		"Authentication-Results: MX.TEST (copied);\r\n\tdkim=pass header.d=example.org\r\n"
 	foreign := "Authentication-Results: mx.elsewhere.test; spf=pass smtp.mailfrom=a@pass.test\r\n"
-	msg := forged + foreign + authMsg("a@pass.test")
-	if code, text := authSend(t, srv.addr, "client.test", "a@pass.test", msg); code != 250 {
+	msg := forged + foreign + saMsg("a@pass.test")
+	if code, text := saSend(t, srv.addr, "client.test", "a@pass.test", msg); code != 250 {
 		t.Fatalf("end of data: %d %q", code, text)
 	}
 	envs := smtpSpool(t, root)
@@ -233,20 +233,20 @@ func TestSMTPdForgedAuthenticationResults(t *testing.T) {
 		t.Fatalf("spool has %d entries", len(envs))
 	}
 	stored := smtpSpoolMessage(t, root, envs[0].ID)
-	if got := summary(authResultsOf(t, stored)); got != "spf=pass mailfrom=a@pass.test helo=; dkim=none d=; dmarc=none from=pass.test" {
+	if got := saSummary(saResults(t, stored)); got != "spf=pass mailfrom=a@pass.test helo=; dkim=none d=; dmarc=none from=pass.test" {
 		t.Errorf("our Authentication-Results: %s", got)
 	}
 	if strings.Contains(stored, "header.from=example.org") || strings.Contains(stored, "MX.TEST") {
 		t.Errorf("forged fields kept:\n%s", stored)
 	}
-	if !strings.HasSuffix(stored, "\r\n"+foreign+authMsg("a@pass.test")) {
+	if !strings.HasSuffix(stored, "\r\n"+foreign+saMsg("a@pass.test")) {
 		t.Errorf("the foreign field or the message changed:\n%s", stored)
 	}
 	srv.waitContains(t, "stripped conn=")
 }
 
 func TestSMTPdDNSBL(t *testing.T) {
-	dns := authDNS(t)
+	dns := saDNS(t)
 	root, _ := smtpRoot(t)
 	smtpWriteEtc(t, root, "dnsbl-zones", "bl.test\n")
 	srv := startSMTPd(t, root, "--dns", dns.Addr)
@@ -267,7 +267,7 @@ func TestSMTPdDNSBL(t *testing.T) {
 // temporary file that has no name: smtpd killed with it leaves nothing,
 // neither in the spool nor in $TMPDIR.
 func TestSMTPdKilledWhileHoldingLeavesNothing(t *testing.T) {
-	dns := authDNS(t)
+	dns := saDNS(t)
 	root, _ := smtpRoot(t)
 	tmp := t.TempDir()
 	cmd := exec.Command(Bin(t, "smtpd"), "--root", root, "--listen", "127.0.0.1:0", "--hostname", "mx.test", "--dns", dns.Addr)
@@ -283,7 +283,7 @@ func TestSMTPdKilledWhileHoldingLeavesNothing(t *testing.T) {
 	c.cmd("MAIL FROM:<a@pass.test>", 250)
 	c.cmd("RCPT TO:<alice@example.org>", 250)
 	c.cmd("DATA", 354)
-	c.send(authMsg("a@pass.test") + strings.Repeat("some of the message\r\n", 100000))
+	c.send(saMsg("a@pass.test") + strings.Repeat("some of the message\r\n", 100000))
 	// smtpd holds the file open, already unlinked.
 	deadline := time.Now().Add(30 * time.Second)
 	for !holdsDeletedFile(t, cmd.Process.Pid, tmp) {
