@@ -391,3 +391,19 @@ func TestSieveMkuserCommands(t *testing.T) {
 		t.Errorf(".dovecot.sieve is still there after deactivate")
 	}
 }
+
+// The envelope test sees the recipient the sender gave, before aliases
+// were resolved.
+func TestSieveEnvelopeToIsTheAlias(t *testing.T) {
+	root := testRoot(t, "sales@example.org: alice@example.org\n")
+	svActivate(t, root, "alice@example.org", `require ["fileinto", "envelope", "mailbox"];
+if envelope :is "to" "sales@example.org" {
+    fileinto :create "Sales";
+}
+`)
+	svDeliver(t, root, svMsg, "bob@far.example", "sales@example.org")
+	svDeliver(t, root, svMsg, "bob@far.example", "alice@example.org")
+	if s, i := svFiles(t, root, "alice@example.org", "Sales"), svFiles(t, root, "alice@example.org", ""); len(s) != 1 || len(i) != 1 {
+		t.Errorf("Sales holds %q, INBOX %q; want one message each", s, i)
+	}
+}

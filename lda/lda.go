@@ -150,6 +150,11 @@ type Options struct {
 	// Junk delivers into each user's JunkFolder (ToTarget and
 	// ToAddress; ToMaildir ignores it).
 	Junk bool
+	// Recipient is the envelope recipient as the sender gave it, before
+	// alias resolution: what Sieve's envelope test and vacation see as
+	// "to" (sieve.go). Zero: the target's own address, with its +detail.
+	// ToAddress sets it.
+	Recipient address.Address
 }
 
 // JunkFolder is the folder junk goes to: the name mkuser creates and
@@ -221,7 +226,9 @@ func ToAddress(r *resolve.Resolver, rcpt address.Address, msg *Message, opt Opti
 		}
 		results = append(results, Result{Target: t})
 		res := &results[len(results)-1]
-		res.Delivered, res.Err = ToTarget(t, msg, opt)
+		o := opt
+		o.Recipient = rcpt
+		res.Delivered, res.Err = ToTarget(t, msg, o)
 	}
 	return results, remote, nil
 }

@@ -95,7 +95,7 @@ func filterAt(t resolve.Target, inbox maildir.Dir, user string, msg *Message, op
 	// RFC 5228 §5.9: the size test counts the message as it was sent,
 	// with CRLF line endings.
 	smsg.SetSize(int64(len(f.full) + bytes.Count(f.full, []byte("\n")) - bytes.Count(f.full, []byte("\r\n"))))
-	env := sieve.Envelope{From: returnPath(opt.Sender), To: envelopeTo(t)}
+	env := sieve.Envelope{From: returnPath(opt.Sender), To: envelopeTo(t, opt)}
 	f.env = &sieveEnv{user: user, home: t.Maildir, now: now}
 	defer f.env.close()
 
@@ -169,10 +169,12 @@ func loadBefore(root control.Root, user string) *sieve.Script {
 }
 
 // envelopeTo is the recipient the scripts see in the envelope test and
-// vacation: the user's address with the +detail the message came for.
-// (After alias resolution: a message for an alias shows the user it
-// reached.)
-func envelopeTo(t resolve.Target) string {
+// vacation: the one the sender gave (Options.Recipient), else the user's
+// address with the +detail the message came for.
+func envelopeTo(t resolve.Target, opt Options) string {
+	if !opt.Recipient.IsZero() {
+		return opt.Recipient.String()
+	}
 	if t.Detail == "" {
 		return t.Address.String()
 	}
@@ -410,7 +412,7 @@ func (f *filtering) outgoing(p *plan) ([]*outgoing, error) {
 			// is dropped.
 			sieveLogf("user=%s action=reject status=no-notice reason=%q why=%q", f.user, p.reject.Reason, "null sender")
 		} else {
-			n, err := rejectNotice(p.reject.Reason, envelopeTo(f.t), sender, host, f.msg.data, f.now)
+			n, err := rejectNotice(p.reject.Reason, envelopeTo(f.t, f.opt), sender, host, f.msg.data, f.now)
 			if err != nil {
 				return nil, &Error{Code: sysexits.Software, Err: err}
 			}
