@@ -462,7 +462,11 @@ func setupModes(t *testing.T, root string) []string {
 		}
 		st := info.Sys().(*syscall.Stat_t)
 		rel, _ := filepath.Rel(root, path)
-		modes = append(modes, fmt.Sprintf("%s %04o %s:%s", rel, info.Mode().Perm(), setupName(st.Uid, user.LookupId), setupName(st.Gid, func(id string) (*user.User, error) {
+		mode := uint32(info.Mode().Perm())
+		if info.Mode()&fs.ModeSticky != 0 {
+			mode |= 0o1000
+		}
+		modes = append(modes, fmt.Sprintf("%s %04o %s:%s", rel, mode, setupName(st.Uid, user.LookupId), setupName(st.Gid, func(id string) (*user.User, error) {
 			g, err := user.LookupGroupId(id)
 			if err != nil {
 				return nil, err
@@ -551,7 +555,8 @@ func TestSetupScript(t *testing.T) {
 		"etc/tls/key.pem 0640 root:" + name,
 		"etc/users 0640 root:" + name,
 		"mail 0700 " + name + ":" + name,
-		"spool 0700 " + name + ":" + name,
+		"spool 0711 " + name + ":" + name,
+		"spool/maildrop 1733 " + name + ":" + name,
 	}
 	if opensslErr != nil {
 		t.Log("openssl not installed: no certificate expected")
@@ -752,10 +757,14 @@ func TestSetupRefuses(t *testing.T) {
 }
 
 // TestSetupServesMail runs a server the way the README sets it up: setup,
-// mkuser as root, setup again, then smtpd, sendq and pop3d started as the
-// shipped units start them (ExecStart, socket activation) as the setup's
-// user. A message sent over SMTP reaches the Maildir, owned by that user,
-// and is read back over POP3 with TLS.
+// mkuser as root, then smtpd, sendq and pop3d started as the shipped units
+// start them (ExecStart, socket activation) as the setup's user. mkuser and
+// deliver run as root, sendmail run as root and as nobody (a user who can
+// neither read etc/ nor enter the queue) while no queue runner runs, and
+// broken drops in maildrop/: sendq, once started, delivers the mail and
+// refuses the drops. A message sent over SMTP and one from sendmail while
+// sendq runs arrive too. Every file in the Maildir belongs to the setup's
+// user, and pop3d, running as that user, serves every message over TLS.
 func TestSetupServesMail(t *testing.T) {
 	setupNeedRoot(t)
 	for _, tool := range []string{"systemd-socket-activate", "setpriv", "openssl"} {
@@ -776,13 +785,38 @@ func TestSetupServesMail(t *testing.T) {
 	if out, err := mk.CombinedOutput(); err != nil {
 		t.Fatalf("mkuser add: %v\n%s", err, out)
 	}
-	if code, out := setupRun(t, "--root", root, "--user", name); code != 0 {
-		t.Fatalf("setup after mkuser exited %d:\n%s", code, out)
+	// mkuser, run as root, gave the new Maildir to the daemons' user:
+	// setup has nothing to repair under mail/.
+	if code, out := setupRun(t, "--root", root, "--user", name); code != 0 || strings.Contains(out, "gave ") {
+		t.Errorf("setup after mkuser exited %d, repaired mail/:\n%s", code, out)
 	}
 	if err := os.Chmod(binDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	asUser := []string{"setpriv", "--reuid=" + name, "--regid=" + name, "--init-groups", "--"}
+	asNobody := []string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"}
+	run := func(argv []string, stdin string) {
+		t.Helper()
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stdin = strings.NewReader(stdin)
+		cmd.Dir = "/"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		}
+	}
+	sendmail := func(as []string, subject string) {
+		t.Helper()
+		run(append(slices.Clone(as), Bin(t, "sendq"), "--root", root, "sendmail", "-i", "alice@example.test"),
+			"Subject: "+subject+"\n\nhello\n")
+	}
+	// No queue runner runs yet: the admin delivers by hand, cron mails as
+	// root, a user's job as nobody; and a user drops junk.
+	run([]string{Bin(t, "deliver"), "--root", root, "alice@example.test"}, "Subject: deliver as root\n\nhello\n")
+	sendmail(nil, "sendmail as root")
+	sendmail(asNobody, "sendmail as nobody")
+	maildrop := filepath.Join(root, "spool/maildrop")
+	run(append(slices.Clone(asNobody), "sh", "-c", `printf 'postkit-envelope 1\nhold yes\n\nx\n' >"$1/0PQ3K7T2M1A4B5C6.0123456789abcdefghijklmnop" &&
+		ln -s /etc/passwd "$1/0PQ3K7T2M1A4B5C6.abcdefghijklmnop0123456789" && ! ls "$1"`, "sh", maildrop), "")
 	execStart := func(unit string) []string {
 		argv := strings.Fields(unitParse(t, filepath.Join(unitDir(), unit)).get("Service", "ExecStart"))
 		return append(append(slices.Clone(asUser), Bin(t, filepath.Base(argv[0]))), argv[1:]...)
@@ -796,7 +830,16 @@ func TestSetupServesMail(t *testing.T) {
 	}
 	sendq := exec.Command(execStart("postkit-sendq.service")[0], execStart("postkit-sendq.service")[1:]...)
 	sendq.Env = append(os.Environ(), "POSTKIT_ROOT="+root)
-	unitStart(t, sendq).waitLine(t, regexp.MustCompile(`event=start`))
+	sendqProc := unitStart(t, sendq)
+	sendqProc.waitLine(t, regexp.MustCompile(`event=start`))
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendqProc.waitLine(t, regexp.MustCompile(`event=pickup drop=\S+ uid=`+nobody.Uid+` id=\S+ status=queued`))
+	for _, drop := range []string{"0PQ3K7T2M1A4B5C6.0123456789abcdefghijklmnop", "0PQ3K7T2M1A4B5C6.abcdefghijklmnop0123456789"} {
+		sendqProc.waitLine(t, regexp.MustCompile(`event=pickup drop=`+drop+` uid=`+nobody.Uid+` status=refused`))
+	}
 
 	c, err := net.Dial("tcp", activate("postkit-smtp.service"))
 	if err != nil {
@@ -823,22 +866,43 @@ func TestSetupServesMail(t *testing.T) {
 		}
 	}
 
+	// While sendq runs, a drop wakes it at once.
+	sendmail(asNobody, "sendmail as nobody, sendq running")
+
+	subjects := []string{"deliver as root", "sendmail as root", "sendmail as nobody", "via postkit-setup", "sendmail as nobody, sendq running"}
 	newDir := filepath.Join(root, "mail/example.test/alice/new")
 	deadline := time.Now().Add(60 * time.Second)
 	var files []os.DirEntry
-	for len(files) == 0 {
+	for len(files) < len(subjects) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no message in %s after 60s", newDir)
+			t.Fatalf("%d messages in %s after 60s, want %d", len(files), newDir, len(subjects))
 		}
 		time.Sleep(10 * time.Millisecond)
 		files, _ = os.ReadDir(newDir)
 	}
-	info, err := os.Stat(filepath.Join(newDir, files[0].Name()))
+	u, _ := user.Lookup(name)
+	err = filepath.WalkDir(filepath.Join(root, "mail"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		st := info.Sys().(*syscall.Stat_t)
+		if strconv.FormatUint(uint64(st.Uid), 10) != u.Uid || strconv.FormatUint(uint64(st.Gid), 10) != u.Gid {
+			t.Errorf("%s belongs to %d:%d, want %s's", path, st.Uid, st.Gid, name)
+		}
+		if info.Mode().IsRegular() && info.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", path, info.Mode())
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u, _ := user.Lookup(name); strconv.FormatUint(uint64(info.Sys().(*syscall.Stat_t).Uid), 10) != u.Uid || info.Mode().Perm() != 0o600 {
-		t.Errorf("delivered %s: mode %v uid %d, want 0600 and %s's", files[0].Name(), info.Mode(), info.Sys().(*syscall.Stat_t).Uid, name)
+	if left, err := os.ReadDir(maildrop); err != nil || len(left) != 0 {
+		t.Errorf("maildrop/ holds %v (%v), want nothing", left, err)
 	}
 
 	certPEM, err := os.ReadFile(filepath.Join(root, "etc/tls/cert.pem"))
@@ -857,8 +921,7 @@ func TestSetupServesMail(t *testing.T) {
 		{"", "+OK"},
 		{"USER alice@example.test", "+OK"},
 		{"PASS secret", "+OK"},
-		{"STAT", "+OK 1 "},
-		{"RETR 1", "+OK"},
+		{"STAT", fmt.Sprintf("+OK %d ", len(subjects))},
 	} {
 		if step.send != "" {
 			fmt.Fprintf(pc, "%s\r\n", step.send)
@@ -869,19 +932,30 @@ func TestSetupServesMail(t *testing.T) {
 			t.Fatalf("POP3: after %q got %q, %v; want %q...", step.send, line, err, step.want)
 		}
 	}
-	var msg strings.Builder
-	for {
-		line, err := pr.ReadString('\n')
-		if err != nil {
-			t.Fatalf("POP3 RETR: %v after %q", err, msg.String())
+	var all strings.Builder
+	for i := 1; i <= len(subjects); i++ {
+		fmt.Fprintf(pc, "RETR %d\r\n", i)
+		var msg strings.Builder
+		for {
+			pc.SetReadDeadline(time.Now().Add(60 * time.Second))
+			line, err := pr.ReadString('\n')
+			if err != nil {
+				t.Fatalf("POP3 RETR %d: %v after %q", i, err, msg.String())
+			}
+			if line == ".\r\n" {
+				break
+			}
+			msg.WriteString(line)
 		}
-		if line == ".\r\n" {
-			break
+		if !strings.HasPrefix(msg.String(), "+OK") || !strings.HasSuffix(msg.String(), "\r\nhello\r\n") {
+			t.Errorf("POP3 RETR %d =\n%s", i, msg.String())
 		}
-		msg.WriteString(line)
+		all.WriteString(msg.String())
 	}
-	if !strings.Contains(msg.String(), "Subject: via postkit-setup\r\n") || !strings.HasSuffix(msg.String(), "\r\nhello\r\n") {
-		t.Errorf("POP3 RETR 1 =\n%s", msg.String())
+	for _, subject := range subjects {
+		if strings.Count(all.String(), "Subject: "+subject+"\r\n") != 1 {
+			t.Errorf("POP3 served no message (or more than one) with subject %q:\n%s", subject, all.String())
+		}
 	}
 	fmt.Fprintf(pc, "QUIT\r\n")
 }

@@ -7,15 +7,16 @@
 # directory with the owners and modes below, etc/hostname, empty users,
 # app-passwords and aliases files, and a self-signed certificate when there
 # is none, then prints what is left to do. It only adds what is missing and
-# puts owners and modes back (for instance on a Maildir that `mkuser add`,
-# run as root, created for root), so it can be run at any time; a second run
-# changes nothing.
+# puts owners and modes back (for instance on a Maildir that an older
+# `mkuser add`, run as root, created for root), so it can be run at any
+# time; a second run changes nothing.
 #
-#   ROOT/            0755 root:root
-#   ROOT/etc/        0750 root:postkit     control files root-owned, group postkit, group-readable
-#   ROOT/etc/tls/    0750 root:postkit     cert.pem 0644, key.pem 0640
-#   ROOT/mail/       0700 postkit:postkit  the Maildirs
-#   ROOT/spool/      0700 postkit:postkit  the queue
+#   ROOT/                0755 root:root
+#   ROOT/etc/            0750 root:postkit     control files root-owned, group postkit, group-readable
+#   ROOT/etc/tls/        0750 root:postkit     cert.pem 0644, key.pem 0640
+#   ROOT/mail/           0700 postkit:postkit  the Maildirs
+#   ROOT/spool/          0711 postkit:postkit  the queue; others may only pass through to maildrop/
+#   ROOT/spool/maildrop/ 1733 postkit:postkit  where any local user's sendmail drops mail
 #
 # The daemons, running as postkit, read etc/ but cannot change it: only root
 # (the admin, mkuser) writes there.
@@ -157,7 +158,8 @@ dir "$root" 0755 root root
 dir "$root/etc" 0750 root "$user"
 dir "$root/etc/tls" 0750 root "$user"
 dir "$root/mail" 0700 "$user" "$user"
-dir "$root/spool" 0700 "$user" "$user"
+dir "$root/spool" 0711 "$user" "$user"
+dir "$root/spool/maildrop" 1733 "$user" "$user"
 for f in users app-passwords aliases; do
 	file "$root/etc/$f" 0640 root "$user"
 done
@@ -240,11 +242,17 @@ done
 set +f
 IFS=$old_ifs
 
-# Everything under mail/ and spool/ belongs to the daemons' user: mkuser and
-# sendmail run by root create files there that the daemons must own.
-n=$(find "$root/mail" "$root/spool" \( ! -user "$user" -o ! -group "$user" \) -print | wc -l)
+# Everything under mail/ and spool/ belongs to the daemons' user (older
+# versions of mkuser and sendmail, run by root, left root's files there),
+# except the drops in maildrop/: each belongs to the user who sent it, which
+# is how the queue runner knows who that was.
+mine() {
+	find "$root/mail" "$root/spool" -path "$root/spool/maildrop/*" -prune -o \
+		\( ! -user "$user" -o ! -group "$user" \) "$@"
+}
+n=$(mine -print | wc -l)
 if [ "$n" -gt 0 ]; then
-	find "$root/mail" "$root/spool" \( ! -user "$user" -o ! -group "$user" \) -exec chown -h "$user:$user" {} +
+	mine -exec chown -h "$user:$user" {} +
 	changed "gave $n files and directories under $root/mail and $root/spool to $user"
 fi
 
@@ -268,9 +276,8 @@ cat <<EOF
 Next steps (README.md, "Installing on a Debian server", has them in full):
   1. DNS: an A/AAAA record for $current, an MX record for each mail domain
      pointing to it, SPF (v=spf1 mx -all) and a PTR record for the address.
-  2. Users: mkuser add alice@example.org, then postkit-setup again (it gives
-     the new Maildir to $user); mkuser alias add postmaster@example.org
-     alice@example.org.
+  2. Users: mkuser add alice@example.org; mkuser alias add
+     postmaster@example.org alice@example.org.
   3. Start the services:
        systemctl daemon-reload
        systemctl enable --now postkit-sendq.service postkit-smtp.socket \\

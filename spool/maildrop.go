@@ -327,15 +327,17 @@ func (s *Spool) importDrop(name string) (uid, id string, err error) {
 	// O_NOFOLLOW: a symbolic link is refused, never followed; O_NONBLOCK:
 	// opening a FIFO does not wait for a writer.
 	f, err := os.OpenFile(filepath.Join(s.dropDir, name), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		if info, err := os.Lstat(filepath.Join(s.dropDir, name)); err == nil {
+			uid = fileUID(info)
+		}
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return uid, "", err
 	case errors.Is(err, syscall.ELOOP):
 		return uid, "", refuse("a symbolic link")
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.ENXIO), errors.Is(err, syscall.EPERM):
-		if info, err := os.Lstat(filepath.Join(s.dropDir, name)); err == nil {
-			uid = fileUID(info)
-		}
 		return uid, "", refuse("cannot open it: %v", err)
 	case err != nil:
 		return uid, "", storageErr(err, "pickup %s", name)
