@@ -5,10 +5,10 @@
 // mail at all. It also looks up the IPv6 and IPv4 addresses of a host.
 //
 // Queries go with github.com/miekg/dns to the recursive resolvers named by
-// a --dns flag or etc/dns, else to those of /etc/resolv.conf (Configured;
-// NetResolver gives other DNS code the same servers), so that
-// temporary failures (SERVFAIL, timeouts: try again later) are told apart
-// from answers (NXDOMAIN, no records: give up).
+// a --dns flag or etc/dns, else to those of /etc/resolv.conf
+// (dnsquery.Configured), so that temporary failures (SERVFAIL, timeouts: try
+// again later) are told apart from answers (NXDOMAIN, no records: give up).
+// NetResolver gives Go's own DNS client the same servers.
 package mx
 
 import (
@@ -78,20 +78,6 @@ func SystemResolver(resolvConf string) (*Resolver, error) {
 
 // ResolvConf is where the system's name servers are listed.
 const ResolvConf = "/etc/resolv.conf"
-
-// Configured returns the resolver the administrator chose: the server at
-// addr when it is not empty (a --dns flag, or the control file etc/dns),
-// else the name servers of resolvConf, else 127.0.0.1, which resolv.conf(5)
-// says is used when it names none.
-func Configured(addr, resolvConf string) *Resolver {
-	if addr != "" {
-		return NewResolver(addr)
-	}
-	if r, err := SystemResolver(resolvConf); err == nil {
-		return r
-	}
-	return NewResolver("127.0.0.1")
-}
 
 // NetResolver returns a *net.Resolver (Go's own DNS client) whose queries go
 // to r's servers, for code that takes one, such as the SPF, DKIM and DMARC

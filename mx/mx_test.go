@@ -144,36 +144,6 @@ func TestSystemResolver(t *testing.T) {
 	}
 }
 
-func TestConfigured(t *testing.T) {
-	dir := t.TempDir()
-	withServers := filepath.Join(dir, "resolv.conf")
-	if err := os.WriteFile(withServers, []byte("search example.org\nnameserver 192.0.2.53\nnameserver 2001:db8::53\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	without := filepath.Join(dir, "empty.conf")
-	if err := os.WriteFile(without, []byte("search example.org\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name, addr, resolvConf string
-		want                   string
-	}{
-		{"flag wins", "127.0.0.1:5353", withServers, "127.0.0.1:5353"},
-		{"flag without port", "::1", withServers, "[::1]:53"},
-		{"resolv.conf", "", withServers, "192.0.2.53:53 [2001:db8::53]:53"},
-		{"resolv.conf without servers", "", without, "127.0.0.1:53"},
-		{"no resolv.conf", "", filepath.Join(dir, "missing"), "127.0.0.1:53"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := strings.Join(Configured(tt.addr, tt.resolvConf).Servers, " ")
-			if got != tt.want {
-				t.Errorf("Configured(%q, %q) servers %q, want %q", tt.addr, tt.resolvConf, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestNetResolver(t *testing.T) {
 	srv := dnstest.Start(t, `spf.test. TXT "v=spf1 -all"`, "host.test. A 192.0.2.1")
 	srv.ServFail("broken.test")

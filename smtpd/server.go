@@ -70,6 +70,7 @@ import (
 
 	"github.com/postkit/postkit/control"
 	"github.com/postkit/postkit/dnsbl"
+	"github.com/postkit/postkit/dnsquery"
 	"github.com/postkit/postkit/msgauth"
 	"github.com/postkit/postkit/mx"
 )
@@ -179,12 +180,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxMessageBytes < 1 {
 		return nil, fmt.Errorf("smtpd: size limit %d is not positive", cfg.MaxMessageBytes)
 	}
-	if cfg.DNS == "" {
-		if cfg.DNS, err = cfg.Root.String("dns", ""); err != nil {
-			return nil, fmt.Errorf("smtpd: %w", err)
-		}
+	dns, err := dnsquery.Configured(cfg.Root, cfg.DNS, mx.ResolvConf)
+	if err != nil {
+		return nil, fmt.Errorf("smtpd: %w", err)
 	}
-	resolver := mx.Configured(cfg.DNS, mx.ResolvConf).NetResolver()
+	resolver := dns.NetResolver()
 	s := &Server{
 		root:           cfg.Root,
 		hostname:       cfg.Hostname,
