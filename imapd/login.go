@@ -25,6 +25,10 @@ var errBadCredentials = errors.New("imapd: invalid credentials")
 // that doubles with each failure, and the third closes the connection
 // with BYE.
 func (s *session) Login(username, password string) error {
+	if s.failures >= MaxLoginFailures {
+		// The connection is being closed.
+		return imapserver.ErrAuthFailed
+	}
 	user, root, err := s.srv.authenticate(username, password)
 	if errors.Is(err, errBadCredentials) {
 		return s.loginFailed(username)
@@ -46,10 +50,10 @@ func (s *session) loginFailed(login string) error {
 	sleep(s.srv.failureDelay() << (s.failures - 1))
 	if s.failures >= MaxLoginFailures {
 		s.result = "too-many-login-failures"
-		// The tagged NO that go-imap writes next fails on the closed
-		// connection, which ends the session.
-		s.conn.Bye("Too many failed logins")
-		return imapserver.ErrAuthFailed
+		// go-imap holds its writer lock while AUTHENTICATE runs, so the
+		// BYE (which closes the connection) can only be written once the
+		// command's tagged NO is out: from another goroutine.
+		go s.conn.Bye("Too many failed logins")
 	}
 	return imapserver.ErrAuthFailed
 }
