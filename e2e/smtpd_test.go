@@ -25,6 +25,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/postkit/postkit/mx/dnstest"
 	"github.com/postkit/postkit/selfsigned"
 	"github.com/postkit/postkit/spool"
 )
@@ -47,6 +48,9 @@ func smtpRoot(t *testing.T) (string, *x509.CertPool) {
 		}
 	}
 	smtpWriteEtc(t, root, "aliases", "sales@example.org: alice@example.org, bob@example.org\n")
+	// The MX checks (SPF, DKIM, DMARC) ask an empty DNS server on loopback,
+	// so no test depends on the machine's resolver or the network.
+	smtpWriteEtc(t, root, "dns", dnstest.Start(t).Addr+"\n")
 	certPEM, keyPEM, err := selfsigned.Generate([]string{"localhost", "127.0.0.1"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
