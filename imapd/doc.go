@@ -95,5 +95,6 @@
 //
 // result is ok, no-login, too-many-login-failures or
 // uidvalidity-changed. Errors the client only sees as a short NO are
-// logged as "imapd: error client=... user=... what=... error=...".
+// logged as "error client=... user=... what=... error=..." (imapd(8) prefixes
+// the program name).
 package imapd

@@ -104,7 +104,7 @@ func TestLoginSuccessLogLine(t *testing.T) {
 		t.Fatalf("LOGIN with a differently cased address: %v", err)
 	}
 	c.Logout().Wait()
-	l := waitLog(t, f, "imapd: session ")
+	l := waitLog(t, f, "session client=")
 	if !strings.Contains(l, "user=alice@example.org tls=false") || !strings.Contains(l, "result=ok") || !strings.Contains(l, "client=127.0.0.1:") {
 		t.Errorf("session log line = %q", l)
 	}

@@ -226,5 +226,5 @@ func (l *chanListener) Addr() net.Addr { return l.addr }
 type logAdapter struct{ l *log.Logger }
 
 func (a logAdapter) Printf(format string, args ...any) {
-	a.l.Printf("imapd: library "+format, args...)
+	a.l.Printf("library "+format, args...)
 }

@@ -57,7 +57,7 @@ func (s *session) Close() error {
 	if user == "" {
 		user = "-"
 	}
-	s.srv.logger().Printf("imapd: session client=%s user=%s tls=%t appended=%d copied=%d expunged=%d duration=%s result=%s",
+	s.srv.logger().Printf("session client=%s user=%s tls=%t appended=%d copied=%d expunged=%d duration=%s result=%s",
 		s.client, quote(user), isTLS, s.appended, s.copied, s.expunged, time.Since(s.start).Round(time.Millisecond), result)
 	return nil
 }
@@ -68,7 +68,7 @@ func (s *session) logError(what string, err error) {
 	if user == "" {
 		user = "-"
 	}
-	s.srv.logger().Printf("imapd: error client=%s user=%s what=%s error=%s", s.client, quote(user), quote(what), quote(err.Error()))
+	s.srv.logger().Printf("error client=%s user=%s what=%s error=%s", s.client, quote(user), quote(what), quote(err.Error()))
 }
 
 // serverError logs err and returns the generic answer for faults of the

@@ -5,30 +5,24 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"log"
-	"os"
+	"net"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/postkit/postkit/control"
 	"github.com/postkit/postkit/imapd"
 	"github.com/postkit/postkit/inetd"
-	"github.com/postkit/postkit/sysexits"
 )
 
 func main() {
-	inetd.Init()
-	log.SetFlags(0)
-	log.SetPrefix("")
-	app := &cli.App{
+	inetd.Main(inetd.Daemon{
 		Name:      "imapd",
 		Usage:     "serve postkit Maildirs over IMAP",
 		UsageText: "imapd [--root DIR] [--listen ADDR]... [--tls-implicit] [--user USER] [flags]",
-		Flags: append([]cli.Flag{
-			control.RootFlag(),
-			control.HostnameFlag(),
+		Flags: []cli.Flag{
 			&cli.BoolFlag{
 				Name:    "allow-plaintext-loopback",
 				Usage:   "allow LOGIN and AUTHENTICATE without TLS from 127.0.0.0/8 and ::1",
@@ -46,61 +40,26 @@ func main() {
 				EnvVars: []string{"POSTKIT_IMAP_APPEND_LIMIT"},
 				Value:   "50M",
 			},
-		}, inetd.Flags()...),
-		HideHelpCommand: true,
-		Action:          run,
-		ExitErrHandler:  func(*cli.Context, error) {},
-	}
-	if err := app.Run(os.Args); err != nil {
-		log.Printf("imapd: %v", err)
-		var ee exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
-		os.Exit(sysexits.Usage)
-	}
+		},
+		New: newServer,
+	})
 }
 
-// exitError carries the exit status of a failure after the flags parsed.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e exitError) Error() string { return e.err.Error() }
-func (e exitError) Unwrap() error { return e.err }
-
-func run(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", c.Args().First())
-	}
+func newServer(c *cli.Context, s inetd.Setup) (func(net.Listener) error, func(context.Context) error, error) {
 	appendLimit, err := control.ParseSize(c.String("append-limit"))
 	if err != nil {
-		return fmt.Errorf("--append-limit: %w", err)
-	}
-	root := control.FromContext(c)
-	hostname, err := root.Hostname(c.String("hostname"))
-	if err != nil {
-		return exitError{sysexits.Config, err}
-	}
-	cfg := inetd.ConfigFromContext(c, root)
-	tlsConf, err := cfg.TLSConfig()
-	if err != nil {
-		return exitError{sysexits.Config, err}
+		return nil, nil, inetd.UsageError(fmt.Errorf("--append-limit: %w", err))
 	}
 	srv := &imapd.Server{
-		Root:                   root,
-		Hostname:               hostname,
-		TLSConfig:              tlsConf,
+		Root:                   s.Root,
+		Hostname:               s.Hostname,
+		TLSConfig:              s.TLS,
 		AllowPlaintextLoopback: c.Bool("allow-plaintext-loopback"),
 		FailureDelay:           c.Duration("login-failure-delay"),
 		AppendLimit:            appendLimit,
 		Log:                    log.Default(),
 	}
-	// go-imap has no graceful shutdown (its Close drops every
-	// connection at once): inetd's grace period does the waiting.
-	if err := inetd.Serve(cfg, tlsConf, srv.Serve, nil); err != nil {
-		return exitError{sysexits.TempFail, err}
-	}
-	return nil
+	// go-imap has no graceful shutdown (its Close drops every connection
+	// at once): inetd's grace period does the waiting.
+	return srv.Serve, nil, nil
 }

@@ -5,30 +5,23 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"log"
-	"os"
+	"net"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/postkit/postkit/control"
 	"github.com/postkit/postkit/inetd"
 	"github.com/postkit/postkit/smtpd"
-	"github.com/postkit/postkit/sysexits"
 )
 
 func main() {
-	inetd.Init()
-	log.SetFlags(0)
-	log.SetPrefix("smtpd: ")
-	app := &cli.App{
+	inetd.Main(inetd.Daemon{
 		Name:      "smtpd",
 		Usage:     "receive mail over SMTP into the postkit spool",
 		UsageText: "smtpd [--root DIR] [--submission] [--listen ADDR]... [--tls-implicit] [--user USER] [flags]",
-		Flags: append([]cli.Flag{
-			control.RootFlag(),
-			control.HostnameFlag(),
+		Flags: []cli.Flag{
 			&cli.BoolFlag{
 				Name:    "submission",
 				Usage:   "submission mode (ports 587 and 465): AUTH required, send as your own addresses to anyone",
@@ -69,54 +62,22 @@ func main() {
 				EnvVars: []string{"POSTKIT_SMTP_AUTH_FAILURE_DELAY"},
 				Value:   smtpd.DefaultAuthFailureDelay,
 			},
-		}, inetd.Flags()...),
-		HideHelpCommand: true,
-		Action:          run,
-		ExitErrHandler:  func(*cli.Context, error) {},
-	}
-	if err := app.Run(os.Args); err != nil {
-		log.Print(err)
-		var ee exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
-		os.Exit(sysexits.Usage)
-	}
+		},
+		New: newServer,
+	})
 }
 
-// exitError carries the exit status of a failure after the flags parsed.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e exitError) Error() string { return e.err.Error() }
-func (e exitError) Unwrap() error { return e.err }
-
-func run(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", c.Args().First())
-	}
+func newServer(c *cli.Context, s inetd.Setup) (func(net.Listener) error, func(context.Context) error, error) {
 	for _, name := range []string{"max-sessions", "max-sessions-per-client"} {
 		if c.Int(name) < 1 {
-			return fmt.Errorf("--%s must be at least 1", name)
+			return nil, nil, inetd.UsageError(fmt.Errorf("--%s must be at least 1", name))
 		}
 	}
-	root := control.FromContext(c)
-	hostname, err := root.Hostname(c.String("hostname"))
-	if err != nil {
-		return exitError{sysexits.Config, err}
-	}
-	cfg := inetd.ConfigFromContext(c, root)
-	tlsConf, err := cfg.TLSConfig()
-	if err != nil {
-		return exitError{sysexits.Config, err}
-	}
 	srv, err := smtpd.New(smtpd.Config{
-		Root:                 root,
-		Hostname:             hostname,
+		Root:                 s.Root,
+		Hostname:             s.Hostname,
 		Submission:           c.Bool("submission"),
-		TLS:                  tlsConf,
+		TLS:                  s.TLS,
 		CommandTimeout:       c.Duration("command-timeout"),
 		DataTimeout:          c.Duration("data-timeout"),
 		MaxSessions:          c.Int("max-sessions"),
@@ -126,10 +87,7 @@ func run(c *cli.Context) error {
 		Log:                  log.Default(),
 	})
 	if err != nil {
-		return exitError{sysexits.Config, err}
+		return nil, nil, err
 	}
-	if err := inetd.Serve(cfg, tlsConf, srv.Serve, srv.Shutdown); err != nil {
-		return exitError{sysexits.TempFail, err}
-	}
-	return nil
+	return srv.Serve, srv.Shutdown, nil
 }

@@ -1,0 +1,113 @@
+package inetd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/sysexits"
+)
+
+// Daemon describes one of postkit's servers (smtpd, pop3d, imapd) to Main.
+type Daemon struct {
+	Name, Usage, UsageText string
+	// Flags are the program's own; Main adds --root, --hostname and the
+	// serving flags of Flags().
+	Flags []cli.Flag
+	// New makes the server from the parsed flags once the root, host name
+	// and TLS configuration are known, and returns what Serve runs. An
+	// error wrapped with UsageError exits 64, any other 78 (configuration).
+	New func(c *cli.Context, s Setup) (serve func(net.Listener) error, shutdown func(context.Context) error, err error)
+}
+
+// Setup is what every server needs besides its own flags.
+type Setup struct {
+	Root     control.Root
+	Hostname string
+	TLS      *tls.Config // nil when no certificate is configured
+}
+
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// UsageError marks err as a mistake in the command line (exit 64).
+func UsageError(err error) error { return usageError{err} }
+
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+// Main runs a daemon's command line and exits. Exit status: 0 after a
+// clean shutdown (or a served inetd/Accept=yes connection), 64 for usage
+// errors (including no way to get connections: no --listen, no systemd
+// sockets, no socket on standard input), 78 for configuration errors (no
+// host name, an unusable certificate), 75 when serving fails.
+func Main(d Daemon) {
+	Init()
+	log.SetFlags(0)
+	log.SetPrefix(d.Name + ": ")
+	app := &cli.App{
+		Name:            d.Name,
+		Usage:           d.Usage,
+		UsageText:       d.UsageText,
+		Flags:           append(append([]cli.Flag{control.RootFlag(), control.HostnameFlag()}, d.Flags...), Flags()...),
+		HideHelpCommand: true,
+		Action:          func(c *cli.Context) error { return run(c, d) },
+		ExitErrHandler:  func(*cli.Context, error) {},
+	}
+	if err := app.Run(os.Args); err != nil {
+		log.Print(err)
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		// urfave/cli's own errors are about the command line.
+		os.Exit(sysexits.Usage)
+	}
+}
+
+func run(c *cli.Context, d Daemon) error {
+	if c.NArg() > 0 {
+		return exitError{sysexits.Usage, fmt.Errorf("unexpected argument %q (flags go before arguments, and %s takes none)", c.Args().First(), d.Name)}
+	}
+	root := control.FromContext(c)
+	hostname, err := root.Hostname(c.String("hostname"))
+	if err != nil {
+		return exitError{sysexits.Config, err}
+	}
+	cfg := ConfigFromContext(c, root)
+	// Without --listen, systemd's sockets or a socket on stdin there is
+	// nothing to serve: a usage error, whose message says what to give.
+	if _, err := cfg.Mode(); err != nil {
+		return exitError{sysexits.Usage, err}
+	}
+	tlsConf, err := cfg.TLSConfig()
+	if err != nil {
+		return exitError{sysexits.Config, err}
+	}
+	serve, shutdown, err := d.New(c, Setup{Root: root, Hostname: hostname, TLS: tlsConf})
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			return exitError{sysexits.Usage, err}
+		}
+		return exitError{sysexits.Config, err}
+	}
+	if err := Serve(cfg, tlsConf, serve, shutdown); err != nil {
+		return exitError{sysexits.TempFail, err}
+	}
+	return nil
+}
