@@ -9,7 +9,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
-	"github.com/postkit/postkit/address"
 	"github.com/postkit/postkit/maildir"
 	"github.com/postkit/postkit/resolve"
 	"github.com/postkit/postkit/users"
@@ -65,32 +64,17 @@ func (s *session) loginFailed(login string) error {
 // nothing was delivered yet. Logins that are no address fail like wrong
 // passwords.
 func (s *Server) authenticate(login, password string) (string, maildir.Dir, error) {
-	addr, err := address.Parse(login)
-	if err != nil {
-		return "", "", errBadCredentials
-	}
-	user := addr.Key()
-	ok, err := users.Authenticate(s.Root, user, password)
+	user, ok, err := users.Login(s.Root, login, password)
 	if err != nil {
 		return "", "", fmt.Errorf("imapd: %w", err)
 	}
 	if !ok {
 		return "", "", errBadCredentials
 	}
-	r, err := resolve.Load(s.Root)
+	dir, err := resolve.UserMaildir(s.Root, user)
 	if err != nil {
 		return "", "", fmt.Errorf("imapd: %w", err)
 	}
-	targets, err := r.Resolve(addr)
-	if err != nil {
-		return "", "", fmt.Errorf("imapd: %w", err)
-	}
-	// A user's own address resolves to that user alone (rule 1 of package
-	// resolve); anything else means the user went away meanwhile.
-	if len(targets) != 1 || targets[0].Kind != resolve.Local || targets[0].Address.Key() != user || targets[0].Detail != "" {
-		return "", "", fmt.Errorf("imapd: %s does not resolve to its own Maildir", user)
-	}
-	dir := targets[0].Maildir
 	if _, err := os.Stat(dir); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			return "", "", fmt.Errorf("imapd: %w", err)

@@ -1,11 +1,9 @@
 package pop3
 
 import (
-	"errors"
 	"fmt"
 	"log"
 
-	"github.com/postkit/postkit/address"
 	"github.com/postkit/postkit/control"
 	"github.com/postkit/postkit/resolve"
 	"github.com/postkit/postkit/users"
@@ -28,12 +26,7 @@ type Accounts struct {
 // user name it returns is the address's key (local part case-folded,
 // domain normalised). Logins that are no address fail like wrong passwords.
 func (a Accounts) Authenticate(login, password string) (string, error) {
-	addr, err := address.Parse(login)
-	if err != nil {
-		return "", ErrBadCredentials
-	}
-	user := addr.Key()
-	ok, err := users.Authenticate(a.Root, user, password)
+	user, ok, err := users.Login(a.Root, login, password)
 	if err != nil {
 		return "", fmt.Errorf("pop3: %w", err)
 	}
@@ -46,28 +39,15 @@ func (a Accounts) Authenticate(login, password string) (string, error) {
 // Open is an Opener: it resolves the user's address as delivery does (the
 // user's own Maildir, ROOT/mail/DOMAIN/LOCAL) and opens it with OpenMaildir.
 func (a Accounts) Open(user string) (Mailbox, error) {
-	addr, err := address.Parse(user)
-	if err != nil {
-		return nil, fmt.Errorf("pop3: user %q: %w", user, err)
-	}
-	r, err := resolve.Load(a.Root)
+	dir, err := resolve.UserMaildir(a.Root, user)
 	if err != nil {
 		return nil, fmt.Errorf("pop3: %w", err)
-	}
-	targets, err := r.Resolve(addr)
-	if err != nil {
-		return nil, fmt.Errorf("pop3: %w", err)
-	}
-	// A user's own address resolves to that user alone (rule 1 of package
-	// resolve); anything else means the user went away meanwhile.
-	if len(targets) != 1 || targets[0].Kind != resolve.Local || targets[0].Address.Key() != addr.Key() || targets[0].Detail != "" {
-		return nil, errors.New("pop3: " + user + " does not resolve to its own Maildir")
 	}
 	open := OpenMaildir
 	if a.Maildirs != nil {
 		open = a.Maildirs.Open
 	}
-	m, err := open(targets[0].Maildir, a.Log)
+	m, err := open(dir, a.Log)
 	if err != nil {
 		return nil, err
 	}

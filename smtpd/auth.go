@@ -54,7 +54,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 // checkPassword checks a user's password or app password.
 func (s *session) checkPassword(username, password string) error {
 	s.authUser = username
-	ok, err := users.Authenticate(s.srv.root, username, password)
+	user, ok, err := users.Login(s.srv.root, username, password)
 	if err != nil {
 		s.srv.logf("error conn=%s checking the password of %s: %v", s.conn.info.id, logValue(username), err)
 		if !ok {
@@ -64,11 +64,13 @@ func (s *session) checkPassword(username, password string) error {
 	if !ok {
 		return errBadCredentials
 	}
-	s.user = username
-	if a, err := address.Parse(username); err == nil {
+	// From here on the user is known by its canonical address, whatever
+	// spelling the client logged in with.
+	s.user = user
+	if a, err := address.Parse(user); err == nil {
 		s.userAddr = a
 	}
-	s.conn.info.setUser(username)
+	s.conn.info.setUser(user)
 	return nil
 }
 
