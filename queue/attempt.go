@@ -12,6 +12,7 @@ import (
 	"github.com/postkit/postkit/address"
 	"github.com/postkit/postkit/dkimsign"
 	"github.com/postkit/postkit/lda"
+	"github.com/postkit/postkit/maillog"
 	"github.com/postkit/postkit/remote"
 	"github.com/postkit/postkit/resolve"
 	"github.com/postkit/postkit/routes"
@@ -100,7 +101,7 @@ func (a *attempt) run(ctx context.Context) {
 			a.r.cfg.Logf("id=%s event=remove error=%q", env.ID, err)
 			return
 		}
-		a.r.cfg.Logf("id=%s event=removed from=<%s> rcpts=%d", env.ID, env.From, len(env.Recipients))
+		a.r.cfg.Logf("id=%s event=removed from=%s rcpts=%d", env.ID, maillog.Quote("<"+env.From+">"), len(env.Recipients))
 		return
 	}
 	if ctx.Err() != nil {
@@ -204,7 +205,7 @@ func (a *attempt) expand(res *resolve.Resolver) (jobs []job, early batch) {
 				out = append(out, spool.Recipient{Address: ta, ORCPT: orcpt, Notify: rc.Notify, Attempts: rc.Attempts})
 				jobs = append(jobs, job{rcpt: len(out) - 1, target: t})
 			}
-			a.r.cfg.Logf("id=%s event=expand rcpt=%s targets=%d", env.ID, rc.Address, len(targets))
+			a.r.cfg.Logf("id=%s event=expand rcpt=%s targets=%d", env.ID, maillog.Quote(rc.Address), len(targets))
 		}
 	}
 	if len(out) == 0 {
@@ -313,7 +314,7 @@ func (g *group) deliver(ctx context.Context, a *attempt, d *destination) []outco
 	a.mu.Unlock()
 	rep := a.r.cfg.Remote.Deliver(ctx, g.domain, g.route, msg)
 	for _, note := range rep.Notes {
-		a.r.cfg.Logf("id=%s event=mta-sts domain=%s note=%q", env.ID, g.domain, note)
+		a.r.cfg.Logf("id=%s event=mta-sts domain=%s note=%q", env.ID, maillog.Quote(g.domain), note)
 	}
 	allTemp := true
 	for i, res := range rep.Results {
@@ -351,9 +352,9 @@ func (a *attempt) sign() string {
 		fields, domain, err := dkimsign.SignFor(a.r.cfg.Root, f)
 		switch {
 		case err != nil:
-			a.r.cfg.Logf("id=%s event=dkim status=unsigned domain=%s error=%q", env.ID, domain, err)
+			a.r.cfg.Logf("id=%s event=dkim status=unsigned domain=%s error=%q", env.ID, maillog.Quote(domain), err)
 		case fields != "":
-			a.r.cfg.Logf("id=%s event=dkim status=signed domain=%s signatures=%d", env.ID, domain, strings.Count(fields, "DKIM-Signature:"))
+			a.r.cfg.Logf("id=%s event=dkim status=signed domain=%s signatures=%d", env.ID, maillog.Quote(domain), strings.Count(fields, "DKIM-Signature:"))
 		}
 		a.dkimHeader = fields
 	})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/postkit/postkit/dsn"
+	"github.com/postkit/postkit/maillog"
 	"github.com/postkit/postkit/remote"
 	"github.com/postkit/postkit/spool"
 )
@@ -66,7 +67,8 @@ func (a *attempt) apply(ctx context.Context, b batch) {
 			}
 		}
 		a.r.cfg.Logf("id=%s rcpt=%s status=%s relay=%s code=%s reply=%q attempts=%d delay=%s",
-			env.ID, rc.Address, status, relayName(o.relay), o.code, o.reply, rc.Attempts, now.Sub(env.Arrival).Round(time.Millisecond))
+			env.ID, maillog.Quote(rc.Address), status, relayName(o.relay), maillog.Quote(o.code), o.reply, rc.Attempts, now.Sub(env.Arrival).Round(time.Millisecond))
+		a.r.cfg.Outcome(rc.Address, status)
 	}
 	a.notify(failed)
 	a.notify(succeeded)
@@ -125,7 +127,7 @@ func (a *attempt) notify(rcpts []dsn.Recipient) {
 	env := a.env
 	if env.From == "" {
 		for _, r := range rcpts {
-			a.r.cfg.Logf("id=%s rcpt=%s event=dsn action=%s status=dropped reason=%q", env.ID, r.Address, r.Action, "null sender")
+			a.r.cfg.Logf("id=%s rcpt=%s event=dsn action=%s status=dropped reason=%q", env.ID, maillog.Quote(r.Address), r.Action, "null sender")
 		}
 		return
 	}
@@ -168,7 +170,7 @@ func (a *attempt) notify(rcpts []dsn.Recipient) {
 		a.r.cfg.Logf("id=%s event=dsn action=%s status=failed error=%q", env.ID, rcpts[0].Action, err)
 		return
 	}
-	a.r.cfg.Logf("id=%s event=dsn action=%s to=<%s> rcpts=%d dsn_id=%s", env.ID, rcpts[0].Action, env.From, len(rcpts), id)
+	a.r.cfg.Logf("id=%s event=dsn action=%s to=%s rcpts=%d dsn_id=%s", env.ID, rcpts[0].Action, maillog.Quote("<"+env.From+">"), len(rcpts), id)
 }
 
 // warnDelay sends the delay notification once the entry is older than

@@ -67,6 +67,11 @@ type Config struct {
 	Routes                      *routes.Table
 	// Logf writes one log line (key=value pairs).
 	Logf func(format string, args ...any)
+	// Outcome, if set, is told each recipient's outcome as it is logged,
+	// with the log line's status (delivered, deferred or bounced), for
+	// sendq stats (package queuestats). It is called on the delivery
+	// path and must be quick.
+	Outcome func(rcpt, status string)
 }
 
 // Defaults of Config's fields, documented in sendq(8).
@@ -129,6 +134,9 @@ func New(cfg Config, sp *spool.Spool) *Runner {
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.Outcome == nil {
+		cfg.Outcome = func(string, string) {}
 	}
 	return &Runner{
 		cfg:    cfg,
