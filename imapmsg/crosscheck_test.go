@@ -49,6 +49,11 @@ func TestCrossCheckGoIMAP(t *testing.T) {
 			}
 			if _, ok := part.(*imap.BodyStructureSinglePart); ok && len(path) > 0 {
 				items = append(items, imap.FetchItemBodySection{Part: path, Specifier: imap.PartSpecifierMIME})
+			} else if len(path) > 0 {
+				// go-imap gives the line ending after a nested close
+				// delimiter to the enclosing boundary, Dovecot (and we)
+				// to the nested multipart: TestDovecotOracle checks these.
+				items = items[:0]
 			}
 			for _, item := range items {
 				got := section(t, New(bytes.NewReader(data), int64(len(data)), -1), &item)
@@ -63,7 +68,9 @@ func TestCrossCheckGoIMAP(t *testing.T) {
 }
 
 // normalise lower-cases the transfer encodings, which go-imap keeps as
-// written and its writer lower-cases.
+// written and its writer lower-cases, and gives text parts without a
+// charset the default one (RFC 2045 §5.2), which we report as Dovecot does.
 func normalise(s string) string {
-	return strings.NewReplacer(`"BASE64"`, `"base64"`).Replace(s)
+	return strings.NewReplacer(`"BASE64"`, `"base64"`,
+		`("text" "plain" NIL `, `("text" "plain" ("charset" "us-ascii") `).Replace(s)
 }

@@ -27,19 +27,30 @@
 //   - The header ends at the first empty line, which belongs to it. A
 //     message without one is all header and has an empty body; a bare CR
 //     ends no line.
-//   - A delimiter is a line "--" boundary, or "--" boundary "--" for the
-//     last, followed only by white space (RFC 2046 §5.1.1); the line ending
-//     before it belongs to it, not to the part. Delimiters of every
-//     enclosing multipart are recognised, the innermost first, so a part
-//     that is never closed ends where an outer part does. The preamble and
-//     the epilogue are in no part.
+//   - A delimiter is a line starting with "--" and a boundary, a close
+//     delimiter one where "--" follows the boundary (RFC 2046 §5.1.1, which
+//     wants nothing but white space after them; like Dovecot we accept
+//     anything, and the longest matching boundary wins). Delimiters of
+//     every enclosing multipart are recognised, so a part that is never
+//     closed ends where an outer part does. The preamble and the epilogue
+//     are in no part.
+//   - The line ending before a delimiter belongs to the delimiter: it is
+//     taken from the body that ends there or, if that body is empty, from
+//     the header's blank line. A close delimiter keeps its own line ending,
+//     and an entity ends where the last thing inside it ended (Dovecot's
+//     rules, checked against Dovecot by the tests, so that part numbers
+//     and sizes stay the same for clients moving from Dovecot).
 //   - A multipart in which no part is found has one empty text/plain part
 //     (IMAP has no empty multipart); a multipart without a boundary
 //     parameter, like any invalid Content-Type, is text/plain;
 //     charset=us-ascii (RFC 2045 §5.2).
-//   - message/rfc822 and message/global parts in an identity transfer
-//     encoding are taken apart; otherwise they enclose an empty message.
-//     Entities nest at most 64 deep; deeper ones are opaque.
+//   - message/rfc822 and message/global parts are taken apart whatever
+//     their transfer encoding (an encoded one is a header without body, as
+//     in Dovecot). Entities nest at most 64 deep; deeper ones are opaque.
+//   - A message (the top level, or inside a message/rfc822 part) with
+//     neither MIME-Version nor Content-Type is not MIME: its other Content-*
+//     fields are ignored, as Dovecot does. Of duplicate MIME fields the
+//     first counts; of duplicate envelope fields the last (Dovecot again).
 //   - Header fields are read from the first 256 KiB of each header and
 //     lines are looked at in their first 64 KiB; sizes never depend on
 //     these limits.

@@ -35,72 +35,43 @@ func ParseEnvelope(hdr []byte) *imap.Envelope {
 	return env
 }
 
-// envelopeOf builds the envelope from the first occurrence of each field,
-// keeping the text as the header has it, encoded words included, as
-// RFC 3501 wants: the client decodes. (go-imap's writer leaves ASCII
-// strings alone, so encoded words reach the client unchanged.) The date is
-// what net/mail can parse of the Date field, NIL if nothing; addresses are
-// parsed leniently (see parseAddressList); In-Reply-To and Message-ID are
-// the message ids in angle brackets found in their fields.
+// envelopeOf builds the envelope from the header, keeping the text as the
+// header has it, encoded words included, as RFC 3501 wants: the client
+// decodes. (go-imap's writer leaves ASCII strings alone, so encoded words
+// reach the client unchanged.) Of a field that occurs more than once the
+// last counts, as in Dovecot. The date is what net/mail can parse of the
+// Date field, NIL if nothing; addresses are parsed leniently (see
+// parseAddressList); In-Reply-To and Message-ID are the message ids in
+// angle brackets found in their fields.
 func envelopeOf(h header) *imap.Envelope {
 	env := &imap.Envelope{}
-	var have uint16
 	h.each(func(name, value []byte) bool {
-		var bit uint16
 		switch {
 		case equalFoldASCII(name, "Date"):
-			bit = 1 << 0
+			env.Date = parseDate(unfold(value))
 		case equalFoldASCII(name, "Subject"):
-			bit = 1 << 1
+			env.Subject = unfold(value)
 		case equalFoldASCII(name, "From"):
-			bit = 1 << 2
+			env.From = parseAddressList(unfold(value))
 		case equalFoldASCII(name, "Sender"):
-			bit = 1 << 3
+			env.Sender = parseAddressList(unfold(value))
 		case equalFoldASCII(name, "Reply-To"):
-			bit = 1 << 4
+			env.ReplyTo = parseAddressList(unfold(value))
 		case equalFoldASCII(name, "To"):
-			bit = 1 << 5
+			env.To = parseAddressList(unfold(value))
 		case equalFoldASCII(name, "Cc"):
-			bit = 1 << 6
+			env.Cc = parseAddressList(unfold(value))
 		case equalFoldASCII(name, "Bcc"):
-			bit = 1 << 7
+			env.Bcc = parseAddressList(unfold(value))
 		case equalFoldASCII(name, "In-Reply-To"):
-			bit = 1 << 8
+			env.InReplyTo = msgIDs(unfold(value), -1)
 		case equalFoldASCII(name, "Message-ID"):
-			bit = 1 << 9
-		default:
-			return true
-		}
-		if have&bit != 0 {
-			return true
-		}
-		have |= bit
-		v := unfold(value)
-		switch bit {
-		case 1 << 0:
-			env.Date = parseDate(v)
-		case 1 << 1:
-			env.Subject = v
-		case 1 << 2:
-			env.From = parseAddressList(v)
-		case 1 << 3:
-			env.Sender = parseAddressList(v)
-		case 1 << 4:
-			env.ReplyTo = parseAddressList(v)
-		case 1 << 5:
-			env.To = parseAddressList(v)
-		case 1 << 6:
-			env.Cc = parseAddressList(v)
-		case 1 << 7:
-			env.Bcc = parseAddressList(v)
-		case 1 << 8:
-			env.InReplyTo = msgIDs(v, -1)
-		case 1 << 9:
-			if ids := msgIDs(v, 1); len(ids) > 0 {
+			env.MessageID = ""
+			if ids := msgIDs(unfold(value), 1); len(ids) > 0 {
 				env.MessageID = ids[0]
 			}
 		}
-		return have != 1<<10-1
+		return true
 	})
 	return env
 }
@@ -242,10 +213,10 @@ func parseAddressList(v string) []imap.Address {
 			i++
 			continue
 		}
-		// The next '<', ',', ';' or (outside a group) ':' tells what
-		// the words from i are.
+		// The next '<', '@', ',', ';' or (outside a group) ':' tells
+		// what the words from i are.
 		j := i
-		for j < len(toks) && strings.IndexByte("<,;", toks[j].kind) < 0 && (inGroup || toks[j].kind != ':') {
+		for j < len(toks) && strings.IndexByte("<@,;", toks[j].kind) < 0 && (inGroup || toks[j].kind != ':') {
 			j++
 		}
 		switch {
@@ -261,21 +232,26 @@ func parseAddressList(v string) []imap.Address {
 			}
 			mailbox, host := addrSpec(stripRoute(toks[j+1 : k]))
 			out = append(out, imap.Address{Name: name, Mailbox: mailbox, Host: host})
-			// Whatever follows the '>' up to the next address is dropped.
-			for k < len(toks) && toks[k].kind != ',' && toks[k].kind != ';' {
+			i = skipToNext(toks, k)
+		case j < len(toks) && toks[j].kind == '@':
+			// An addr-spec: local-part "@" domain, perhaps with a
+			// comment for a name; anything after it up to the next
+			// address is dropped.
+			k := j + 1
+			if k < len(toks) && (toks[k].kind == 'a' || toks[k].kind == 'd') {
 				k++
 			}
-			i = k
+			for k < len(toks) && toks[k].kind == 'c' {
+				k++
+			}
+			mailbox, host := addrSpec(toks[i:k])
+			out = append(out, imap.Address{Name: lastComment(toks[i:k]), Mailbox: mailbox, Host: host})
+			i = skipToNext(toks, k)
 		default:
+			// Words without '@': a mailbox without domain.
 			if hasWord(toks[i:j]) {
 				mailbox, host := addrSpec(toks[i:j])
-				name := ""
-				for _, t := range toks[i:j] {
-					if t.kind == 'c' && t.text != "" {
-						name = t.text
-					}
-				}
-				out = append(out, imap.Address{Name: name, Mailbox: mailbox, Host: host})
+				out = append(out, imap.Address{Name: lastComment(toks[i:j]), Mailbox: mailbox, Host: host})
 			}
 			i = j
 		}
@@ -284,6 +260,25 @@ func parseAddressList(v string) []imap.Address {
 		out = append(out, imap.Address{})
 	}
 	return out
+}
+
+// skipToNext returns the index of the ',' or ';' that ends the address
+// at or after k.
+func skipToNext(toks []addrToken, k int) int {
+	for k < len(toks) && toks[k].kind != ',' && toks[k].kind != ';' {
+		k++
+	}
+	return k
+}
+
+func lastComment(toks []addrToken) string {
+	name := ""
+	for _, t := range toks {
+		if t.kind == 'c' && t.text != "" {
+			name = t.text
+		}
+	}
+	return name
 }
 
 func hasWord(toks []addrToken) bool {
@@ -331,7 +326,8 @@ func stripRoute(toks []addrToken) []addrToken {
 	return toks
 }
 
-// addrSpec splits local-part "@" domain, comments and white space removed.
+// addrSpec splits local-part "@" domain, comments, white space and the
+// quotes of a quoted local part removed.
 func addrSpec(toks []addrToken) (mailbox, host string) {
 	var local, domain strings.Builder
 	at := false
@@ -342,6 +338,9 @@ func addrSpec(toks []addrToken) (mailbox, host string) {
 			at = true
 		case at:
 			domain.WriteString(t.raw)
+		case t.kind == 'q':
+			// Quotes go, as in Dovecot: "first last"@x is first last.
+			local.WriteString(t.text)
 		default:
 			local.WriteString(t.raw)
 		}

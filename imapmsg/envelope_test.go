@@ -25,13 +25,18 @@ func TestParseAddressList(t *testing.T) {
 		{"@example.org", `((NIL NIL "MISSING_MAILBOX" "example.org"))`},
 		{"<>", `((NIL NIL "MISSING_MAILBOX" "MISSING_DOMAIN"))`},
 		{"Alice <alice@example.org", `(("Alice" NIL "alice" "example.org"))`},
-		{`"unterminated <a@b.c>`, `((NIL NIL "\"unterminated <a@b.c>" "MISSING_DOMAIN"))`},
+		{`"unterminated <a@b.c>`, `((NIL NIL "unterminated <a@b.c>" "MISSING_DOMAIN"))`},
 		{"a@[192.0.2.1]", `((NIL NIL "a" "[192.0.2.1]"))`},
-		{`"first last"@example.org`, `((NIL NIL "\"first last\"" "example.org"))`},
+		{`"first last"@example.org`, `((NIL NIL "first last" "example.org"))`},
 		{",,, ,", `NIL`},
 		{"", `NIL`},
 		{"(just a comment)", `NIL`},
-		{"a@b.c junk <d@e.f>", `(("a @ b.c junk" NIL "d" "e.f"))`},
+		{"a@b.c junk <d@e.f>", `((NIL NIL "a" "b.c"))`},
+		{"a@b@c", `((NIL NIL "a" "b"))`},
+		{"(Bob Smith) bob@example.net", `(("Bob Smith" NIL "bob" "example.net"))`},
+		// A bare CR ends no line: the rest of a CR-only message is junk
+		// after the address.
+		{"cr@example.org\rSubject: CR only\rline", `((NIL NIL "cr" "example.org"))`},
 	}
 	for _, tt := range tests {
 		if got := addrs(parseAddressList(tt.in)); got != tt.want {
@@ -44,8 +49,8 @@ func TestEnvelope(t *testing.T) {
 	tests := []struct {
 		name, hdr, want string
 	}{
-		{"first occurrence wins", "Subject: one\nSubject: two\nFrom: a@x.org\nFrom: b@x.org\n\n",
-			`(NIL "one" ((NIL NIL "a" "x.org")) ((NIL NIL "a" "x.org")) ((NIL NIL "a" "x.org")) NIL NIL NIL NIL NIL)`},
+		{"last occurrence wins", "Subject: one\nSubject: two\nFrom: a@x.org\nFrom: b@x.org\n\n",
+			`(NIL "two" ((NIL NIL "b" "x.org")) ((NIL NIL "b" "x.org")) ((NIL NIL "b" "x.org")) NIL NIL NIL NIL NIL)`},
 		{"folded subject", "Subject: a long\n  folded subject\n\n",
 			`(NIL "a long  folded subject" NIL NIL NIL NIL NIL NIL NIL NIL)`},
 		{"message ids", "Message-ID: <a@x> (comment)\nIn-Reply-To: <b@x> <c@x>\n\n",

@@ -59,19 +59,18 @@ func (h header) each(fn func(name, value []byte) bool) {
 	}
 }
 
-// get returns the unfolded value of the first field called name (compared
-// case-insensitively).
-func (h header) get(name string) (string, bool) {
-	var v string
+// last returns the unfolded value of the last field called name, the one
+// the envelope shows.
+func (h header) last(name string) (string, bool) {
+	var raw []byte
 	found := false
 	h.each(func(n, value []byte) bool {
 		if equalFoldASCII(n, name) {
-			v, found = unfold(value), true
-			return false
+			raw, found = value, true
 		}
 		return true
 	})
-	return v, found
+	return unfold(raw), found
 }
 
 // unfold joins a field value's lines (RFC 5322 §2.2.3: the line breaks go,
@@ -127,13 +126,22 @@ type mimeInfo struct {
 	location     string
 }
 
-// parseMIME reads an entity's MIME fields. defaultType is the type of an
-// entity without a valid Content-Type: text/plain; charset=us-ascii
-// (RFC 2045 §5.2), or message/rfc822 in a multipart/digest (RFC 2046
-// §5.1.5).
-func parseMIME(h header, digestChild bool) mimeInfo {
+// The kinds of entity, which decide how their MIME fields are read.
+const (
+	kindMessage     = iota // a message: the top level or inside message/rfc822
+	kindPart               // a part of a multipart
+	kindDigestChild        // a part of a multipart/digest
+)
+
+// parseMIME reads an entity's MIME fields. An entity without a valid
+// Content-Type is text/plain; charset=us-ascii (RFC 2045 §5.2), or
+// message/rfc822 in a multipart/digest (RFC 2046 §5.1.5). A message
+// without MIME-Version and without Content-Type is not MIME (RFC 2045
+// §4): as in Dovecot, its other Content-* fields are ignored.
+func parseMIME(h header, kind int) mimeInfo {
 	var m mimeInfo
 	seen := 0
+	mime := kind != kindMessage
 	const (
 		seenType = 1 << iota
 		seenEnc
@@ -144,12 +152,16 @@ func parseMIME(h header, digestChild bool) mimeInfo {
 		seenLoc
 	)
 	h.each(func(name, value []byte) bool {
+		if equalFoldASCII(name, "MIME-Version") {
+			mime = true
+		}
 		if len(name) < 8 || !equalFoldASCII(name[:8], "content-") {
 			return true
 		}
 		switch {
 		case equalFoldASCII(name, "Content-Type") && seen&seenType == 0:
 			seen |= seenType
+			mime = true
 			v, params := parseParams(unfold(value))
 			typ, sub, ok := strings.Cut(v, "/")
 			// A multipart without a boundary cannot be taken apart:
@@ -158,8 +170,12 @@ func parseMIME(h header, digestChild bool) mimeInfo {
 				m.typ, m.sub, m.params, m.explicitType = typ, sub, params, true
 			}
 		case equalFoldASCII(name, "Content-Transfer-Encoding") && seen&seenEnc == 0:
-			seen |= seenEnc
-			m.encoding = strings.ToLower(unfold(value))
+			// The first that is one token counts; others are no
+			// encoding (as in Dovecot).
+			if v := strings.ToLower(unfold(value)); isToken(v) {
+				m.encoding = v
+				seen |= seenEnc
+			}
 		case equalFoldASCII(name, "Content-ID") && seen&seenID == 0:
 			seen |= seenID
 			m.id = unfold(value)
@@ -185,13 +201,22 @@ func parseMIME(h header, digestChild bool) mimeInfo {
 		}
 		return true
 	})
+	if !mime {
+		m = mimeInfo{}
+	}
 	if !m.explicitType {
-		if digestChild {
+		if kind == kindDigestChild {
 			m.typ, m.sub = "message", "rfc822"
 		} else {
 			m.typ, m.sub = "text", "plain"
-			m.params = map[string]string{"charset": "us-ascii"}
 		}
+	}
+	if m.typ == "text" && m.params["charset"] == "" {
+		// RFC 2045 §5.2: the default charset; Dovecot reports it too.
+		if m.params == nil {
+			m.params = map[string]string{}
+		}
+		m.params["charset"] = "us-ascii"
 	}
 	return m
 }

@@ -83,7 +83,8 @@ func TestSizesExact(t *testing.T) {
 }
 
 func checkConsistent(t testing.TB, data []byte) {
-	want := crlf(t, data)
+	// BODY sections carry NUL as 0x80 (IMAP literals cannot hold NUL).
+	want := bytes.ReplaceAll(crlf(t, data), []byte{0}, []byte{0x80})
 	for _, hint := range []int64{-1, int64(len(want))} {
 		m := New(bytes.NewReader(data), int64(len(data)), hint)
 		if v, err := m.VSize(); err != nil || v != int64(len(want)) {
@@ -156,7 +157,7 @@ func checkPart(t testing.TB, m *Message, whole []byte, path []int, bs imap.BodyS
 		if !bytes.Contains(whole, append(mimeHdr, body...)) {
 			t.Fatalf("part %v: MIME header and body are not consecutive in the message", p)
 		}
-		if msg := bs.MessageRFC822; msg != nil && isIdentity(strings.ToLower(bs.Encoding)) {
+		if msg := bs.MessageRFC822; msg != nil {
 			if msg.NumLines != lines {
 				t.Fatalf("part %v: message has %d lines, body has %d", p, msg.NumLines, lines)
 			}
@@ -201,7 +202,7 @@ func TestBodyStructure(t *testing.T) {
 			` "alternative" ("boundary" "alt") NIL NIL NIL)` +
 			`("text" "csv" ("charset" "us-ascii" "name" "data.csv") NIL NIL "7bit" 12 1 NIL ("attachment" ("filename" "data.csv")) ("de" "en") NIL)` +
 			` "mixed" ("boundary" "mix") NIL NIL NIL)`},
-		{"rfc822.eml", `(("text" "plain" NIL NIL NIL "7bit" 12 1 NIL NIL NIL NIL)` +
+		{"rfc822.eml", `(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 12 1 NIL NIL NIL NIL)` +
 			`("message" "rfc822" NIL NIL NIL "7bit" 400 ("Mon, 02 Nov 2026 10:15:00 +0100" "Lunch on Friday?" (("Alice Example" NIL "alice" "example.org")) (("Alice Example" NIL "alice" "example.org")) (("Alice Example" NIL "alice" "example.org")) (("Bob" NIL "bob" "example.net")) NIL NIL NIL "<20261102101500.1234@example.org>")` +
 			` (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 0 NIL NIL NIL NIL)("text" "html" ("charset" "us-ascii") NIL NIL "7bit" 13 0 NIL NIL NIL NIL) "alternative" ("boundary" "inner") NIL NIL NIL)` +
 			` 17 NIL ("inline" NIL) NIL NIL)` +
@@ -210,17 +211,17 @@ func TestBodyStructure(t *testing.T) {
 		{"8bit.eml", `("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 10 1 NIL NIL NIL NIL)`},
 		// No blank line: everything is header, the body is empty.
 		{"noseparator.eml", `("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)`},
-		{"nul.eml", `("text" "plain" NIL NIL NIL "7bit" 27 2 NIL NIL NIL NIL)`},
+		{"nul.eml", `("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 27 2 NIL NIL NIL NIL)`},
 		// No delimiter matches: one empty part, as Dovecot reports it.
 		{"brokenboundary.eml", `(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "real") NIL NIL NIL)`},
 		// The inner multipart is never closed; the outer delimiter ends it.
 		// The malformed "foo" parameter and the second boundary are ignored.
-		{"unclosed.eml", `(("text" "plain" NIL NIL NIL "7bit" 5 0 NIL NIL NIL NIL)` +
-			`(("text" "plain" NIL NIL NIL "7bit" 19 0 NIL NIL NIL NIL) "alternative" ("boundary" "b2") NIL NIL NIL)` +
-			`("text" "plain" NIL NIL NIL "7bit" 30 1 NIL NIL NIL NIL) "mixed" ("boundary" "b1") NIL NIL NIL)`},
+		{"unclosed.eml", `(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 5 0 NIL NIL NIL NIL)` +
+			`(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 19 0 NIL NIL NIL NIL) "alternative" ("boundary" "b2") NIL NIL NIL)` +
+			`("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 30 1 NIL NIL NIL NIL) "mixed" ("boundary" "b1") NIL NIL NIL)`},
 		// A bare CR ends no line: the whole file is one header line.
 		{"cronly.eml", `("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)`},
-		{"crlf.eml", `(("text" "plain" NIL NIL NIL "7bit" 19 1 NIL NIL NIL NIL) "mixed" ("boundary" "x") NIL NIL NIL)`},
+		{"crlf.eml", `(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 19 1 NIL NIL NIL NIL) "mixed" ("boundary" "x") NIL NIL NIL)`},
 	}
 	for _, tt := range tests {
 		data := readSample(t, tt.file)
@@ -251,7 +252,7 @@ func TestBodyStructureDefaults(t *testing.T) {
 		{"comments and case", "Content-Type: Text/HTML (comment); Charset=\"UTF-8\" (more)\nContent-Transfer-Encoding: Quoted-Printable\n\nx",
 			`("text" "html" ("charset" "UTF-8") NIL NIL "quoted-printable" 1 0 NIL NIL NIL NIL)`},
 		{"empty body before delimiter", "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n--b\n\n\n--b--\n",
-			`(("text" "plain" NIL NIL NIL "7bit" 0 0 NIL NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "b") NIL NIL NIL)`},
+			`(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "b") NIL NIL NIL)`},
 	}
 	for _, tt := range tests {
 		m := New(strings.NewReader(tt.msg), int64(len(tt.msg)), -1)
@@ -277,7 +278,9 @@ func TestSections(t *testing.T) {
 			"Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"},
 		{"mixed.eml", imap.FetchItemBodySection{Part: []int{3}, Partial: &imap.SectionPartial{Offset: 4, Size: 6}}, "Rw0KGg"},
 		{"mixed.eml", imap.FetchItemBodySection{Part: []int{4}}, ""},
-		{"mixed.eml", imap.FetchItemBodySection{Part: []int{1, 1}}, ""},
+		// Part 1 of a leaf is the leaf itself, as in Dovecot.
+		{"mixed.eml", imap.FetchItemBodySection{Part: []int{1, 1}}, "Please find the report attached.\r\nCheers"},
+		{"mixed.eml", imap.FetchItemBodySection{Part: []int{1, 2}}, ""},
 		{"mixed.eml", imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"subject", "TO", "X-Absent"}},
 			"To: bob@example.net\r\nSubject: Report and photo\r\n\r\n"},
 		{"mixed.eml", imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFieldsNot: []string{"Content-Type", "message-id", "date", "mime-version"}},
@@ -297,11 +300,16 @@ func TestSections(t *testing.T) {
 		{"noseparator.eml", imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader},
 			"Subject: no separator\r\nFrom: a@example.org\r\nX-Note: this message has no body and no blank line"},
 		{"noseparator.eml", imap.FetchItemBodySection{Specifier: imap.PartSpecifierText}, ""},
+		// HEADER.FIELDS ends each field and adds a blank line; .NOT keeps
+		// the header as it is (as Dovecot does).
 		{"noseparator.eml", imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"x-note"}},
-			"X-Note: this message has no body and no blank line\r\n"},
+			"X-Note: this message has no body and no blank line\r\n\r\n"},
+		{"noseparator.eml", imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFieldsNot: []string{"subject"}},
+			"From: a@example.org\r\nX-Note: this message has no body and no blank line"},
+		{"nul.eml", imap.FetchItemBodySection{Specifier: imap.PartSpecifierText}, "body with \x80 nul\x80 bytes\r\n\x80\r\n"},
 		{"crlf.eml", imap.FetchItemBodySection{Part: []int{1}}, "mixed\r\nline endings"},
 		{"cronly.eml", imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"from"}},
-			"From: cr@example.org\rSubject: CR only\rContent-Type: text/plain\r\rline one\rline two\r\r\n"},
+			"From: cr@example.org\rSubject: CR only\rContent-Type: text/plain\r\rline one\rline two\r\r\n\r\n"},
 	}
 	for _, tt := range tests {
 		data := readSample(t, tt.file)

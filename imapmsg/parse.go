@@ -26,6 +26,10 @@ type entity struct {
 	hdr, body, end    int64
 	vhdr, vbody, vend int64
 	lines             int64 // LFs in the body: its line count
+	// consumed is where the entity's data ended before a line ending was
+	// given to the delimiter after it: its parent ends there or later.
+	consumed, vconsumed int64
+	blank               int64 // bytes of the blank line ending the header, 0 if none
 
 	header header
 	mime   mimeInfo
@@ -124,7 +128,7 @@ func (m *Message) header() (*entity, error) {
 	p := &parser{s: s}
 	e := &entity{}
 	p.readHeader(e)
-	e.mime = parseMIME(e.header, false)
+	e.mime = parseMIME(e.header, kindMessage)
 	if s.err != nil {
 		m.err = fmt.Errorf("imapmsg: read: %w", s.err)
 		return nil, m.err
@@ -141,7 +145,7 @@ func (m *Message) parse() (*entity, error) {
 	s := newScanner(m.r, m.size)
 	defer s.release()
 	p := &parser{s: s}
-	e, _, _ := p.entity(false, 0)
+	e, _, _ := p.entity(kindMessage, 0)
 	if s.err != nil {
 		m.err = fmt.Errorf("imapmsg: read: %w", s.err)
 		return nil, m.err
@@ -196,6 +200,7 @@ func (p *parser) readHeader(e *entity) (delimiter, bool) {
 		}
 		if len(ln.text) == 0 && ln.lf {
 			e.body, e.vbody = s.pos, s.vpos
+			e.blank = s.pos - ln.start
 			e.header = h
 			return delimiter{}, false
 		}
@@ -232,52 +237,93 @@ func (p *parser) before(d delimiter, from, vfrom int64) (int64, int64) {
 // entity parses one entity starting at the scanner's position. It stops at
 // a delimiter of an enclosing multipart, which it consumes and returns, or
 // at the end of the data.
-func (p *parser) entity(digestChild bool, depth int) (*entity, delimiter, bool) {
+//
+// Where the line ending before a delimiter goes follows Dovecot, which
+// takes it from the innermost entity only: from the body that ends there,
+// or, if that body is empty, from the header's blank line (or last line).
+// A close delimiter's own line ending stays with its multipart, and an
+// enclosing entity ends where the last thing inside it ended, so a
+// message/rfc822 part may hold a line ending that the message inside it
+// does not.
+func (p *parser) entity(kind int, depth int) (*entity, delimiter, bool) {
 	s := p.s
 	e := &entity{}
 	d, found := p.readHeader(e)
-	e.mime = parseMIME(e.header, digestChild)
+	e.mime = parseMIME(e.header, kind)
+	e.multipart = isMultipart(e.mime) && depth < maxDepth
 	if found {
+		// The header ran into a delimiter: it lost its last line ending,
+		// which its parent keeps.
 		e.end, e.vend = e.body, e.vbody
-		e.multipart = isMultipart(e.mime) && depth < maxDepth
+		e.consumed, e.vconsumed = d.start, d.vstart
 		complete(e)
 		return e, d, true
 	}
 	lfs := s.lfs
+	from, vfrom := e.body, e.vbody
 	switch {
-	case isMultipart(e.mime) && depth < maxDepth:
-		e.multipart = true
+	case e.multipart:
 		p.stack = append(p.stack, e.mime.params["boundary"])
 		level := len(p.stack) - 1
-		digest := e.mime.sub == "digest"
+		childKind := kindPart
+		if e.mime.sub == "digest" {
+			childKind = kindDigestChild
+		}
 		d, found = s.skipToDelimiter(p.stack) // the preamble
 		for found && d.level == level && !d.close {
+			if !d.lf {
+				// A delimiter that ends the data starts no part
+				// (Dovecot): the multipart runs to the end.
+				found = false
+				break
+			}
 			var child *entity
-			child, d, found = p.entity(digest, depth+1)
+			child, d, found = p.entity(childKind, depth+1)
 			e.children = append(e.children, child)
 		}
 		p.stack = p.stack[:level]
 		if found && d.level == level {
-			// After the close delimiter: the epilogue, up to an enclosing
-			// delimiter or the end.
+			// After the close delimiter, whose line ending stays here:
+			// the epilogue, up to an enclosing delimiter or the end.
+			from, vfrom = s.pos, s.vpos
 			d, found = s.skipToDelimiter(p.stack)
 		}
-	case isMessage(e.mime) && isIdentity(e.mime.encoding) && depth < maxDepth:
-		e.msg, d, found = p.entity(false, depth+1)
+	case isMessage(e.mime) && depth < maxDepth:
+		// Taken apart whatever its transfer encoding, as Dovecot does:
+		// an encoded message is a header without a body.
+		e.msg, d, found = p.entity(kindMessage, depth+1)
 	default:
 		d, found = s.skipToDelimiter(p.stack)
 	}
 	if found {
-		e.end, e.vend = p.before(d, e.body, e.vbody)
-		if e.end > e.body {
-			e.lines = d.lfsBefore - lfs - 1
-		}
+		e.end, e.vend = p.before(d, from, vfrom)
 	} else {
 		e.end, e.vend = s.pos, s.vpos
+	}
+	for _, c := range append(e.children, e.msg) {
+		if c != nil && c.consumed > e.end {
+			e.end, e.vend = c.consumed, c.vconsumed
+		}
+	}
+	e.consumed, e.vconsumed = e.end, e.vend
+	switch {
+	case !found:
 		e.lines = s.lfs - lfs
+	case e.end > e.body:
+		e.lines = d.lfsBefore - lfs
+		if e.end < d.start {
+			e.lines-- // the line ending given to the delimiter
+		}
+	}
+	if found && e.end == e.body && e.body == d.start && e.blank > 0 {
+		// Nothing between the header's blank line and the delimiter:
+		// the blank line is the delimiter's line ending.
+		e.body -= e.blank
+		e.vbody -= 2
+		e.end, e.vend = e.body, e.vbody
+		e.blank = 0
 	}
 	if e.msg != nil && e.msg.end > e.end {
-		// The inner message ran into the boundary's line ending.
 		clip(e.msg, e.end, e.vend)
 	}
 	for _, c := range e.children {
@@ -291,9 +337,9 @@ func (p *parser) entity(digestChild bool, depth int) (*entity, delimiter, bool) 
 
 // complete gives a multipart without parts one empty text/plain part, as
 // Dovecot reports it (IMAP has no empty multipart), and a message/rfc822
-// part that could not be taken apart (encoded, or nested too deep) an
-// empty message, so that its BODYSTRUCTURE still has the envelope, body
-// and lines that clients expect of the type (RFC 3501 §7.4.2).
+// part that could not be taken apart (nested too deep) an empty message,
+// so that its BODYSTRUCTURE still has the envelope, body and lines that
+// clients expect of the type (RFC 3501 §7.4.2).
 func complete(e *entity) {
 	if e.multipart && len(e.children) == 0 {
 		e.children = []*entity{emptyEntity(e.end, e.vend)}
@@ -304,8 +350,8 @@ func complete(e *entity) {
 }
 
 // clip shortens an entity (and its last descendants) that ends after
-// end; this happens only where a body is empty and the line ending before
-// a delimiter was counted into an inner header.
+// end; this happens only where an entity's header gave its blank line to
+// a delimiter after an inner entity had begun at its end.
 func clip(e *entity, end, vend int64) {
 	if e.end <= end {
 		return
@@ -345,7 +391,7 @@ func isMessage(m mimeInfo) bool {
 }
 
 // isIdentity reports whether a transfer encoding leaves the data as it is
-// (RFC 2045 §6.2); a message/rfc822 in any other is opaque, as in Dovecot.
+// (RFC 2045 §6.2).
 func isIdentity(encoding string) bool {
 	switch encoding {
 	case "", "7bit", "8bit", "binary":

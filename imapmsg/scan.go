@@ -275,38 +275,31 @@ func (s *scanner) skipToDelimiter(stack []string) (delimiter, bool) {
 }
 
 // matchDelimiter reports whether text (a line without its line ending) is
-// "--" boundary or "--" boundary "--", followed only by white space, for one
-// of the boundaries in stack, the innermost (last) first.
+// a delimiter of one of the boundaries in stack, and whether it is a close
+// delimiter. As in Dovecot (message-parser.c), which clients that cached
+// its BODYSTRUCTUREs rely on, a line is a delimiter if it starts with "--"
+// and a boundary, whatever follows (RFC 2046 §5.1.1 allows only white
+// space, but mail in the wild has more); when several boundaries match,
+// the longest wins, and among equal ones the innermost. It is a close
+// delimiter if "--" follows the boundary.
 func matchDelimiter(text []byte, stack []string) (level int, closing, ok bool) {
 	if !bytes.HasPrefix(text, dashDash) {
 		return 0, false, false
 	}
 	rest := text[2:]
+	best := -1
 	for i := len(stack) - 1; i >= 0; i-- {
 		b := stack[i]
-		if len(rest) < len(b) || string(rest[:len(b)]) != b {
+		if len(b) > len(rest) || string(rest[:len(b)]) != b || (best >= 0 && len(b) <= len(stack[best])) {
 			continue
 		}
-		after := rest[len(b):]
-		closing := bytes.HasPrefix(after, dashDash)
-		if closing {
-			after = after[2:]
-		}
-		if onlySpace(after) {
-			return i, closing, true
+		best = i
+		if len(b) == len(rest) {
+			break
 		}
 	}
-	return 0, false, false
-}
-
-// onlySpace reports whether b holds only transport padding (RFC 2046
-// §5.1.1 allows linear white space after a boundary; a stray CR is
-// tolerated too).
-func onlySpace(b []byte) bool {
-	for _, c := range b {
-		if c != ' ' && c != '\t' && c != '\r' {
-			return false
-		}
+	if best < 0 {
+		return 0, false, false
 	}
-	return true
+	return best, bytes.HasPrefix(rest[len(stack[best]):], dashDash), true
 }

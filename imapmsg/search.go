@@ -266,7 +266,7 @@ func (ev *evaluation) sentDate() time.Time {
 	} else if m := ev.message(); m != nil {
 		if e, err := m.header(); err != nil {
 			ev.err = err
-		} else if v, ok := e.header.get("Date"); ok {
+		} else if v, ok := e.header.last("Date"); ok {
 			ev.sent = parseDate(v)
 		}
 	}

@@ -30,6 +30,7 @@ type Section struct {
 	Size int64
 
 	m      *Message
+	binary bool // BINARY: NUL bytes pass (literal8); else they become 0x80
 	pieces []piece
 	skip   int64 // octets to drop first (<partial> origin)
 	whole  bool  // Size is all the data: more of it is an error
@@ -136,10 +137,12 @@ func (m *Message) partSection(s *Section, item *imap.FetchItemBodySection) error
 // resolve finds the entity a part number names (RFC 3501 §6.4.5): within a
 // message, the parts of its multipart, or part 1 for the message's own body
 // when it is not a multipart; within a message/rfc822 part, the parts of
-// the message inside. nil if there is none.
+// the message inside. Part 1 of any other part of a multipart is that part
+// itself, as in Dovecot. nil if there is none.
 func resolve(top *entity, path []int) *entity {
 	// The top-level message is a container like a message/rfc822 part.
 	cur := &entity{msg: top}
+	asBody := false // cur is a message's body, reached as its part 1
 	for _, n := range path {
 		if n < 1 {
 			return nil
@@ -149,7 +152,7 @@ func resolve(top *entity, path []int) *entity {
 			if n > len(cur.children) {
 				return nil
 			}
-			cur = cur.children[n-1]
+			cur, asBody = cur.children[n-1], false
 		case cur.msg != nil:
 			inner := cur.msg
 			switch {
@@ -157,12 +160,13 @@ func resolve(top *entity, path []int) *entity {
 				if n > len(inner.children) {
 					return nil
 				}
-				cur = inner.children[n-1]
+				cur, asBody = inner.children[n-1], false
 			case n == 1:
-				cur = inner
+				cur, asBody = inner, true
 			default:
 				return nil
 			}
+		case n == 1 && !asBody:
 		default:
 			return nil
 		}
@@ -171,7 +175,10 @@ func resolve(top *entity, path []int) *entity {
 }
 
 // headerPieces adds an entity's header, or the fields of it that
-// HEADER.FIELDS (NOT) select followed by a blank line.
+// HEADER.FIELDS or HEADER.FIELDS.NOT select. As in Dovecot, HEADER.FIELDS
+// ends every field it returns with a line ending and adds a blank line,
+// while HEADER.FIELDS.NOT leaves the header as it is minus the fields,
+// with its blank line only if it has one.
 func (m *Message) headerPieces(s *Section, e *entity, item *imap.FetchItemBodySection) {
 	if len(item.HeaderFields) == 0 && len(item.HeaderFieldsNot) == 0 {
 		s.add(piece{start: e.hdr, end: e.body, vsize: e.vbody - e.vhdr})
@@ -185,31 +192,53 @@ func (m *Message) headerPieces(s *Section, e *entity, item *imap.FetchItemBodySe
 	defer sc.release()
 	sc.off, sc.pos, sc.vpos = e.hdr, e.hdr, e.vhdr
 	var cur piece
-	in := false // cur is a field being taken
+	in := false    // cur is a field being taken
+	ended := false // cur's last line has its line ending
+	take := func() {
+		s.add(cur)
+		if keep && !ended {
+			s.add(piece{lit: []byte("\r\n"), vsize: 2})
+		}
+	}
 	for {
 		ln, ok := sc.line()
-		if !ok || (len(ln.text) == 0 && ln.lf) {
+		if !ok {
+			break
+		}
+		if len(ln.text) == 0 && ln.lf {
+			if !keep {
+				// The blank line: the rest of the range.
+				if in {
+					take()
+					in = false
+				}
+				s.add(piece{start: ln.start, end: e.body, vsize: e.vbody - ln.vstart})
+			}
 			break
 		}
 		cont := len(ln.text) > 0 && (ln.text[0] == ' ' || ln.text[0] == '\t')
 		if cont {
 			if in {
 				cur.end, cur.vsize = sc.pos, cur.vsize+(sc.vpos-ln.vstart)
+				ended = ln.lf
 			}
 			continue
 		}
 		if in {
-			s.add(cur)
+			take()
 		}
 		name, _, _ := bytes.Cut(ln.text, []byte{':'})
 		name = bytes.TrimRight(name, " \t")
 		in = fieldListed(name, names) == keep
 		cur = piece{start: ln.start, end: sc.pos, vsize: sc.vpos - ln.vstart}
+		ended = ln.lf
 	}
 	if in {
-		s.add(cur)
+		take()
 	}
-	s.add(piece{lit: []byte("\r\n"), vsize: 2})
+	if keep {
+		s.add(piece{lit: []byte("\r\n"), vsize: 2})
+	}
 }
 
 func fieldListed(name []byte, list []string) bool {
@@ -252,7 +281,7 @@ func (m *Message) binary(part []int) (*Section, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Section{m: m}
+	s := &Section{m: m, binary: true}
 	e := top
 	if len(part) > 0 {
 		if e = resolve(top, part); e == nil {
@@ -270,7 +299,7 @@ func (m *Message) binary(part []int) (*Section, error) {
 	}
 	p := piece{start: e.body, end: e.end, vsize: -1, decode: e.mime.encoding}
 	var c counter
-	if err := m.copyPiece(&c, p); err != nil {
+	if err := m.copyPiece(&c, p, false); err != nil {
 		return nil, err
 	}
 	p.vsize = c.n
@@ -324,7 +353,7 @@ func (s *Section) WriteTo(w io.Writer) (int64, error) {
 		if win.left == 0 {
 			break
 		}
-		if err := s.m.copyPiece(win, p); err != nil {
+		if err := s.m.copyPiece(win, p, !s.binary); err != nil {
 			if errors.Is(err, errWindowFull) {
 				break
 			}
@@ -405,26 +434,28 @@ func (x *window) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// copyPiece writes a piece to dst.
-func (m *Message) copyPiece(dst io.Writer, p piece) error {
+// copyPiece writes a piece to dst. With noNUL, NUL bytes become 0x80 as
+// in Dovecot: IMAP literals cannot carry NUL (RFC 9051 §4.3), and the size
+// stays the same.
+func (m *Message) copyPiece(dst io.Writer, p piece, noNUL bool) error {
 	if p.lit != nil {
 		_, err := dst.Write(p.lit)
 		return err
 	}
 	d, _ := newDecoder(p.decode, dst)
 	if d == nil {
-		return copyCRLF(dst, m.r, p.start, p.end)
+		return copyCRLF(dst, m.r, p.start, p.end, noNUL)
 	}
-	if err := copyCRLF(d, m.r, p.start, p.end); err != nil {
+	if err := copyCRLF(d, m.r, p.start, p.end, false); err != nil {
 		return err
 	}
 	return d.Close()
 }
 
 // copyCRLF writes the file range [start, end) in CRLF form: every LF not
-// preceded by CR becomes CRLF. Ranges start at line starts, so the byte
-// before start never matters.
-func copyCRLF(dst io.Writer, r io.ReaderAt, start, end int64) error {
+// preceded by CR becomes CRLF, and with noNUL every NUL becomes 0x80.
+// Ranges start at line starts, so the byte before start never matters.
+func copyCRLF(dst io.Writer, r io.ReaderAt, start, end int64, noNUL bool) error {
 	inp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(inp)
 	outp := bufPool.Get().(*[]byte)
@@ -461,6 +492,11 @@ func copyCRLF(dst io.Writer, r io.ReaderAt, start, end int64) error {
 			chunk = chunk[i+1:]
 		}
 		prev = in[got-1]
+		if noNUL {
+			for i := bytes.IndexByte(out, 0); i >= 0; i = bytes.IndexByte(out, 0) {
+				out[i] = 0x80
+			}
+		}
 		if _, err := dst.Write(out); err != nil {
 			return err
 		}
