@@ -464,3 +464,58 @@ func compareWithDovecot(t *testing.T, names []string, msgs [][]byte) {
 		}
 	}
 }
+
+// TestDovecotSearch compares SEARCH results on the samples with Dovecot's
+// (which searches without a full-text index: decoded text parts, headers
+// decoded for TEXT and HEADER).
+func TestDovecotSearch(t *testing.T) {
+	names, msgs := oracleMessages(t)
+	c := dovecotClient(t, msgs)
+	queries := []imap.SearchCriteria{
+		{Body: []string{"PDF-1.4"}}, {Body: []string{"multi-part message"}}, {Body: []string{"Epilogue"}},
+		{Text: []string{"20261102101500.1234"}}, {Body: []string{"20261102101500.1234"}},
+		{Body: []string{"grüße aus köln"}}, {Body: []string{"GRÜSSE AUS KÖLN"}}, {Body: []string{"weichen Umbruch weitergeht"}},
+		{Body: []string{"<b>köln</b>"}}, {Body: []string{"köln!"}},
+		{Header: []imap.SearchCriteriaHeaderField{{Key: "From", Value: "müller"}}},
+		{Header: []imap.SearchCriteriaHeaderField{{Key: "subject", Value: "grüße aus"}}},
+		{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "GRÜSSE"}}},
+		{Body: []string{"with"}}, {Text: []string{"line one"}}, {Body: []string{"line one"}},
+		{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: ""}}},
+		{Body: []string{"Content-Type"}}, {Text: []string{"Content-Type"}}, {Body: []string{"attachment"}},
+		{Text: []string{"undisclosed"}}, {Body: []string{"lunch?"}}, {Text: []string{"inner"}}, {Body: []string{"inner"}},
+		{Body: []string{"second"}, Not: []imap.SearchCriteria{{Body: []string{"inner"}}}},
+		{Or: [][2]imap.SearchCriteria{{{Body: []string{"plain"}}, {Text: []string{"Subject: x"}}}}},
+		{Text: []string{"grüße"}}, {Body: []string{"café"}}, {Body: []string{"=3D"}}, {Body: []string{"soft"}},
+		{Header: []imap.SearchCriteriaHeaderField{{Key: "To", Value: "bob"}}},
+		{Header: []imap.SearchCriteriaHeaderField{{Key: "Cc", Value: "Ben B."}}},
+	}
+	for _, q := range queries {
+		want, err := c.Search(&q, nil).Wait()
+		if err != nil {
+			t.Fatalf("SEARCH %+v: %v", q, err)
+		}
+		mt := NewMatcher(&q)
+		var got []uint32
+		for i, data := range msgs {
+			ok, err := mt.Match(&MessageInfo{SeqNum: uint32(i + 1)}, func() (*Message, error) {
+				return New(bytes.NewReader(data), int64(len(data)), -1), nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				got = append(got, uint32(i+1))
+			}
+		}
+		if w := want.AllSeqNums(); !slices.Equal(got, w) {
+			var gotNames, wantNames []string
+			for _, n := range got {
+				gotNames = append(gotNames, names[n-1])
+			}
+			for _, n := range w {
+				wantNames = append(wantNames, names[n-1])
+			}
+			t.Errorf("SEARCH %+v:\nours    %v\ndovecot %v", q, gotNames, wantNames)
+		}
+	}
+}
