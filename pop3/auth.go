@@ -47,7 +47,7 @@ func (s *session) cmdPASS(cmd Command) {
 	login := s.pendingUser
 	s.pendingUser = ""
 	// RFC 1939 §7: the password is the whole rest of the line, spaces included.
-	s.login(login, cmd.Rest)
+	s.login(login, cmd.Rest, "USER")
 }
 
 // cmdAUTH implements AUTH with the PLAIN mechanism (RFC 5034, RFC 4616).
@@ -114,17 +114,22 @@ func (s *session) cmdAUTH(cmd Command) {
 	// is not supported, so authzid must be empty or the same as authcid.
 	parts := bytes.Split(dec, []byte{0})
 	if len(parts) != 3 || len(parts[1]) == 0 || (len(parts[0]) > 0 && !bytes.Equal(parts[0], parts[1])) {
-		s.loginFailed()
+		login := ""
+		if len(parts) > 1 {
+			login = string(parts[1])
+		}
+		s.loginFailed(login, "PLAIN")
 		return
 	}
-	s.login(string(parts[1]), string(parts[2]))
+	s.login(string(parts[1]), string(parts[2]), "PLAIN")
 }
 
-// login checks the credentials and opens the mailbox.
-func (s *session) login(login, password string) {
+// login checks the credentials given with mech (USER or PLAIN) and opens
+// the mailbox.
+func (s *session) login(login, password, mech string) {
 	user, err := s.srv.Authenticate(login, password)
 	if errors.Is(err, ErrBadCredentials) {
-		s.loginFailed()
+		s.loginFailed(login, mech)
 		return
 	}
 	if err != nil {
@@ -152,10 +157,16 @@ func (s *session) login(login, password string) {
 	s.reply("+OK %d messages (%d octets)", count, size)
 }
 
-// loginFailed answers a failed login after a delay that doubles with each
-// failure, and closes the connection after MaxLoginFailures.
-func (s *session) loginFailed() {
+// loginFailed logs a failed login, answers it after a delay that doubles
+// with each failure, and closes the connection after MaxLoginFailures. The
+// log line starts with the client's IP address, without the port, for
+// fail2ban (pop3d(8)).
+func (s *session) loginFailed(login, mech string) {
 	s.failures++
+	if login == "" {
+		login = "-"
+	}
+	s.srv.logger().Printf("auth-failed client=%s mech=%s user=%s failures=%d", clientIP(s.raw.RemoteAddr()), mech, quote(login), s.failures)
 	if err := s.w.Flush(); err != nil {
 		s.end = true
 		return

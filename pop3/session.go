@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"time"
+
+	"github.com/postkit/postkit/maillog"
 )
 
 type state int
@@ -166,13 +167,16 @@ func (s *session) logError(what string, err error) {
 		s.raw.RemoteAddr(), quote(user), quote(what), quote(err.Error()))
 }
 
-// quote returns s as is when it is one plain word, else Go-quoted, so that a
-// log line always splits into key=value pairs.
-func quote(s string) string {
-	if s == "" || strings.ContainsAny(s, " \"=\\") || strings.IndexFunc(s, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
-		return fmt.Sprintf("%q", s)
+// quote returns s as a log value (maillog.Quote), so that a log line
+// always splits into key=value pairs.
+func quote(s string) string { return maillog.Quote(s) }
+
+// clientIP is the IP address of a client, without the port.
+func clientIP(a net.Addr) string {
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
 	}
-	return s
+	return a.String()
 }
 
 // reply writes one response line. Replies are buffered and sent before the

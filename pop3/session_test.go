@@ -88,6 +88,16 @@ func TestFailureDelaysDouble(t *testing.T) {
 	if !strings.Contains(f.log.String(), "result=too-many-login-failures") {
 		t.Errorf("log %q lacks result=too-many-login-failures", f.log.String())
 	}
+	// One line per failure, starting with the client's IP for fail2ban.
+	for _, want := range []string{
+		"auth-failed client=127.0.0.1 mech=USER user=alice@example.org failures=1\n",
+		"auth-failed client=127.0.0.1 mech=USER user=alice@example.org failures=2\n",
+		"auth-failed client=127.0.0.1 mech=PLAIN user=alice@example.org failures=3\n",
+	} {
+		if !strings.Contains(f.log.String(), want) {
+			t.Errorf("log %q lacks %q", f.log.String(), want)
+		}
+	}
 }
 
 func TestSTLS(t *testing.T) {
