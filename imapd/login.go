@@ -40,8 +40,14 @@ func (s *session) Login(username, password string) error {
 	return nil
 }
 
+// loginFailed logs a failed login, with the client's IP address (without
+// the port) first for fail2ban (imapd(8)), and answers it after a delay.
 func (s *session) loginFailed(login string) error {
 	s.failures++
+	if login == "" {
+		login = "-"
+	}
+	s.srv.logger().Printf("auth-failed client=%s user=%s failures=%d", clientIP(s.client), quote(login), s.failures)
 	sleep := time.Sleep
 	if s.srv.sleep != nil {
 		sleep = s.srv.sleep

@@ -79,6 +79,16 @@ func TestLoginFailures(t *testing.T) {
 		t.Errorf("delays = %v, want %v", got, want)
 	}
 	waitLog(t, f, "result=too-many-login-failures")
+	// One line per failure, starting with the client's IP for fail2ban.
+	for _, want := range []string{
+		"auth-failed client=127.0.0.1 user=" + testUser + " failures=1",
+		`auth-failed client=127.0.0.1 user="not an address" failures=2`,
+		"auth-failed client=127.0.0.1 user=bob@example.org failures=3",
+	} {
+		if l := waitLog(t, f, want); !strings.HasSuffix(l, want) {
+			t.Errorf("log line %q, want it to end with %q", l, want)
+		}
+	}
 }
 
 func waitLog(t *testing.T, f *fixture, substr string) string {

@@ -3,6 +3,7 @@ package imapd
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log"
 	"net"
 	"sync"
@@ -222,9 +223,9 @@ func (l *chanListener) Close() error {
 
 func (l *chanListener) Addr() net.Addr { return l.addr }
 
-// logAdapter prefixes go-imap's own messages.
+// logAdapter makes go-imap's own messages log lines of their own.
 type logAdapter struct{ l *log.Logger }
 
 func (a logAdapter) Printf(format string, args ...any) {
-	a.l.Printf("library "+format, args...)
+	a.l.Printf("library error=%s", quote(fmt.Sprintf(format, args...)))
 }

@@ -2,14 +2,14 @@ package imapd
 
 import (
 	"crypto/tls"
-	"strconv"
-	"strings"
+	"net"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/postkit/postkit/maildir"
+	"github.com/postkit/postkit/maillog"
 )
 
 // session is one IMAP connection's state behind go-imap's command parsing.
@@ -93,16 +93,15 @@ func (s *session) Namespace() (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: '/'}}}, nil
 }
 
-// quote makes a log value safe for key=value lines: values with spaces,
-// quotes, '=' or control characters are quoted Go-style.
-func quote(v string) string {
-	if v == "" {
-		return `""`
+// quote makes a log value safe for key=value lines (maillog.Quote).
+func quote(v string) string { return maillog.Quote(v) }
+
+// clientIP is the IP address of a client's HOST:PORT address.
+func clientIP(hostPort string) string {
+	if host, _, err := net.SplitHostPort(hostPort); err == nil {
+		return host
 	}
-	if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == '"' || r == '=' || r == 0x7f || r > 0x7e }) {
-		return strconv.Quote(v)
-	}
-	return v
+	return hostPort
 }
 
 func noError(code imap.ResponseCode, text string) error {
