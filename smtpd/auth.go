@@ -56,7 +56,7 @@ func (s *session) checkPassword(username, password string) error {
 	s.authUser = username
 	user, ok, err := users.Login(s.srv.root, username, password)
 	if err != nil {
-		s.srv.logf("error conn=%s checking the password of %s: %v", s.conn.info.id, logValue(username), err)
+		s.srv.logf("error conn=%s user=%s what=%s error=%q", s.conn.info.id, logValue(username), logValue("checking the password"), err)
 		if !ok {
 			return smtpError(454, smtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure")
 		}

@@ -138,7 +138,7 @@ func (s *session) dataFailed(rid string, mr *messageReader, err error) error {
 		// RFC 3463 X.3.4: message too big for system.
 		return smtpError(552, smtp.EnhancedCode{5, 3, 4}, "Message header section over %d bytes", maxHeaderBytes)
 	}
-	s.srv.logf("error conn=%s rid=%s client=%s storing the message: %v", info.id, rid, info.client, err)
+	s.srv.logf("error conn=%s rid=%s client=%s what=%s error=%q", info.id, rid, info.client, logValue("storing the message"), err)
 	return smtpError(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure storing the message, try again later")
 }
 

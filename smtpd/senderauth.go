@@ -116,12 +116,12 @@ func dmarcSummary(res *msgauth.Result) string {
 func (s *Server) choice(name string, choices []string) string {
 	v, err := s.root.String(name, choices[0])
 	if err != nil {
-		s.logf("error reading %s: %v; using %q", s.root.Etc(name), err, choices[0])
+		s.logf("error file=%s error=%q using=%s", logValue(s.root.Etc(name)), err, logValue(choices[0]))
 		return choices[0]
 	}
 	v = strings.ToLower(v)
 	if !slices.Contains(choices, v) {
-		s.logf("error %s: %q is none of %s; using %q", s.root.Etc(name), v, strings.Join(choices, ", "), choices[0])
+		s.logf("error file=%s value=%s error=%q using=%s", logValue(s.root.Etc(name)), logValue(v), "is none of "+strings.Join(choices, ", "), logValue(choices[0]))
 		return choices[0]
 	}
 	return v
@@ -141,13 +141,13 @@ func (s *Server) startDNSBL(info *connInfo) {
 		defer close(done)
 		lines, err := s.root.Lines("dnsbl-zones")
 		if err != nil {
-			s.logf("error conn=%s reading dnsbl-zones: %v", info.id, err)
+			s.logf("error conn=%s what=%s error=%q", info.id, logValue("reading dnsbl-zones"), err)
 			return
 		}
 		var zones []string
 		for _, z := range lines {
 			if !dnsbl.ValidZone(z) {
-				s.logf("error %s: %q is no DNS zone; skipped", s.root.Etc("dnsbl-zones"), z)
+				s.logf("error file=%s value=%s error=%q", logValue(s.root.Etc("dnsbl-zones")), logValue(z), "is no DNS zone; skipped")
 				continue
 			}
 			zones = append(zones, z)
@@ -157,7 +157,7 @@ func (s *Server) startDNSBL(info *connInfo) {
 		}
 		l, err := s.dnsbl.Check(context.Background(), info.ip, zones)
 		if err != nil {
-			s.logf("error conn=%s client=%s %v", info.id, info.client, err)
+			s.logf("error conn=%s client=%s error=%q", info.id, info.client, err)
 		}
 		if l != nil {
 			s.logf("dnsbl-listed conn=%s client=%s zone=%s answer=%s reason=%s",

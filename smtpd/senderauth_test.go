@@ -226,7 +226,7 @@ func TestDNSBL(t *testing.T) {
 		c.cmd("QUIT", 221)
 		ts.waitLog("dnsbl-listed conn=")
 		ts.waitLog("reason=dnsbl zone=bl.test")
-		ts.waitLog(`"bad zone" is no DNS zone`)
+		ts.waitLog(`value="bad zone" error="is no DNS zone; skipped"`)
 	})
 	t.Run("authenticated users pass", func(t *testing.T) {
 		ts := startServer(t, withDNS(dns))

@@ -310,6 +310,6 @@ func (s *Server) logf(format string, args ...any) {
 type prefixWriter struct{ s *Server }
 
 func (w *prefixWriter) Write(p []byte) (int, error) {
-	w.s.logf("go-smtp: %s", trimLine(string(p)))
+	w.s.logf("go-smtp error=%s", logValue(trimLine(string(p))))
 	return len(p), nil
 }

@@ -86,12 +86,12 @@ func (s *session) Mail(_ string, opts *smtp.MailOptions) error {
 	}
 	r, err := resolve.Load(s.srv.root)
 	if err != nil {
-		s.srv.logf("error conn=%s reading users and aliases: %v", s.conn.info.id, err)
+		s.srv.logf("error conn=%s what=%s error=%q", s.conn.info.id, logValue("reading users and aliases"), err)
 		return errTempLocal
 	}
 	if s.user != "" && !owns(r, s.userAddr, from) {
-		s.srv.logf("refused conn=%s client=%s user=%s from=<%s> reason=sender-not-owned",
-			s.conn.info.id, s.conn.info.client, logValue(s.user), logValue(from.String()))
+		s.srv.logf("refused conn=%s client=%s user=%s from=%s reason=sender-not-owned",
+			s.conn.info.id, s.conn.info.client, logValue(s.user), logValue("<"+from.String()+">"))
 		return smtpError(553, smtp.EnhancedCode{5, 7, 1}, "Sender address <%s> is not yours (%s)", from, s.user)
 	}
 	s.tx = &transaction{from: from, opts: *opts, helo: s.sc.Hostname(), resolver: r, seen: map[string]bool{}}
@@ -172,18 +172,18 @@ func (s *session) Rcpt(_ string, opts *smtp.RcptOptions) error {
 		case errors.Is(err, resolve.ErrUnknownUser):
 			return smtpError(550, smtp.EnhancedCode{5, 1, 1}, "No such user <%s>", to)
 		case errors.Is(err, resolve.ErrAliasLoop):
-			s.srv.logf("error conn=%s rcpt=<%s>: %v", s.conn.info.id, logValue(to.String()), err)
+			s.srv.logf("error conn=%s rcpt=%s error=%q", s.conn.info.id, logValue("<"+to.String()+">"), err)
 			return smtpError(550, smtp.EnhancedCode{5, 4, 6}, "Alias loop for <%s>", to)
 		case err != nil:
-			s.srv.logf("error conn=%s rcpt=<%s>: %v", s.conn.info.id, logValue(to.String()), err)
+			s.srv.logf("error conn=%s rcpt=%s error=%q", s.conn.info.id, logValue("<"+to.String()+">"), err)
 			return errTempLocal
 		}
 	} else if !s.relay && s.user == "" {
 		// Not ours, and the client may not relay: address literals, and
 		// anything whose domain is not a local one however it is spelled,
 		// end here.
-		s.srv.logf("refused conn=%s client=%s rcpt=<%s> reason=relay-denied",
-			s.conn.info.id, s.conn.info.client, logValue(to.String()))
+		s.srv.logf("refused conn=%s client=%s rcpt=%s reason=relay-denied",
+			s.conn.info.id, s.conn.info.client, logValue("<"+to.String()+">"))
 		return smtpError(554, smtp.EnhancedCode{5, 7, 1}, "Relaying denied for <%s>", to)
 	}
 	if tx.seen[to.String()] {
@@ -222,12 +222,12 @@ func (s *Server) relayClient(info *connInfo) bool {
 	}
 	lines, err := s.root.Lines("relay-clients")
 	if err != nil {
-		s.logf("error conn=%s reading relay-clients: %v", info.id, err)
+		s.logf("error conn=%s what=%s error=%q", info.id, logValue("reading relay-clients"), err)
 		return false
 	}
 	prefixes, bad := parseRelayClients(lines)
 	for _, b := range bad {
-		s.logf("error %s: %q is neither an IP address nor a CIDR prefix; skipped", s.root.Etc("relay-clients"), b)
+		s.logf("error file=%s value=%s error=%q", logValue(s.root.Etc("relay-clients")), logValue(b), "is neither an IP address nor a CIDR prefix; skipped")
 	}
 	for _, p := range prefixes {
 		if p.Contains(info.ip) {
