@@ -275,3 +275,45 @@ func TestDiskFullSMTPdSendq(t *testing.T) {
 	}
 	t.Logf("runner: %d attempts failed for lack of space, then delivered", runner.count(`status=deferred`))
 }
+
+// TestDiskFullSpoolOutOfInodes: a spool file system with blocks to spare
+// but no inodes left is full too. smtpd answers 451 and keeps nothing,
+// and accepts again once files can be created.
+func TestDiskFullSpoolOutOfInodes(t *testing.T) {
+	root := sqRoot(t, "", map[string]string{"relay-clients": "127.0.0.1\n"})
+	spoolDir := filepath.Join(root, "spool")
+	diskfullMount(t, spoolDir, "1m,nr_inodes=64", "0711")
+	srv := startSMTPd(t, root)
+	if code, text, err := diskfullSend(srv.addr, "127.0.0.1", diskfullMessage("first", 100)); code != 250 || err != nil {
+		t.Fatalf("before the inodes are used up: %d %q, %v; want 250", code, text, err)
+	}
+	var fillers []string
+	for i := 0; ; i++ {
+		p := filepath.Join(spoolDir, fmt.Sprintf("filler%d", i))
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, syscall.ENOSPC) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		fillers = append(fillers, p)
+	}
+	for _, from := range []string{"127.0.0.1", "127.0.0.2"} {
+		code, text, err := diskfullSend(srv.addr, from, diskfullMessage("refused", 100))
+		if err != nil || code != 451 && code != 452 {
+			t.Errorf("no inodes, message from %s: %d %q, %v; want 451 or 452", from, code, text, err)
+		}
+	}
+	if envs, files := diskfullSpool(t, root); len(envs) != 1 || len(files) != 2 {
+		t.Errorf("no inodes: the spool lists %d entries and holds %v, want the first message's only", len(envs), files)
+	}
+	for _, p := range fillers {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, text, err := diskfullSend(srv.addr, "127.0.0.2", diskfullMessage("again", 100)); code != 250 || err != nil {
+		t.Errorf("inodes freed: %d %q, %v; want 250", code, text, err)
+	}
+}
