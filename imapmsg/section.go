@@ -51,20 +51,23 @@ type piece struct {
 //
 //   - BODY[] the whole message; BODY[HEADER] its header including the blank
 //     line; BODY[TEXT] its body;
-//   - BODY[HEADER.FIELDS (...)] and BODY[HEADER.FIELDS.NOT (...)] the fields
-//     named (or all others), in their order in the header, continuation
-//     lines included, and a blank line;
+//   - BODY[HEADER.FIELDS (...)] the fields named, in their order in the
+//     header, continuation lines included, each ended by a line ending,
+//     and a blank line; BODY[HEADER.FIELDS.NOT (...)] the header without
+//     those fields, as it is (with its blank line if it has one);
 //   - BODY[1.2] the body of a part; BODY[1.2.MIME] its MIME header
 //     including the blank line; for a message/rfc822 part, BODY[3.HEADER],
 //     BODY[3.TEXT] and BODY[3.HEADER.FIELDS ...] are those of the message
 //     inside, and BODY[3.1] is the first part of that message. Part 1 of a
-//     message that is not a multipart is its body.
+//     message that is not a multipart is its body; part 1 of a leaf part
+//     of a multipart is that part again.
 //
-// A <partial> is applied to that data. A part that does not exist, or
-// HEADER or TEXT of a part that is not a message, gives an empty section
-// (Dovecot answers the same way rather than with an error). Only the
-// header is read for BODY[HEADER...] and, when the vsize is known, for
-// BODY[] and BODY[TEXT]; anything else reads the whole message once.
+// NUL bytes are sent as 0x80. A <partial> is applied to that data. A part
+// that does not exist, or HEADER or TEXT of a part that is not a message,
+// gives an empty section. All of this is what Dovecot answers (the tests
+// compare with it). Only the header is read for BODY[HEADER...] and, when
+// the vsize is known, for BODY[] and BODY[TEXT]; anything else reads the
+// whole message once.
 func (m *Message) BodySection(item *imap.FetchItemBodySection) (*Section, error) {
 	s := &Section{m: m}
 	var err error
