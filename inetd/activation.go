@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/postkit/postkit/maillog"
 )
 
 // Mode is how a daemon gets its connections.
@@ -259,7 +261,7 @@ func fromListenerFDs(fds []int, names []string) (*activation, error) {
 			return nil, fmt.Errorf("inetd: fd %d from systemd: %w", fd, err)
 		}
 		a.listeners = append(a.listeners, l)
-		a.logs = append(a.logs, fmt.Sprintf("inetd: mode=%s fd=%d name=%s addr=%s", a.mode, fd, nameOr(names[i]), l.Addr()))
+		a.logs = append(a.logs, fmt.Sprintf("inetd: mode=%s fd=%d name=%s addr=%s", a.mode, fd, maillog.Quote(nameOr(names[i])), l.Addr()))
 	}
 	return a, nil
 }

@@ -390,7 +390,7 @@ func TestGracefulShutdown(t *testing.T) {
 	c := newClient(t, raw, nil)
 	c.greeting(false)
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.mustLog(t, "inetd: signal=terminated stopping: no new connections, sessions=1")
+	p.mustLog(t, "inetd: signal=terminated action=stopping listening=no sessions=1")
 	if c2, err := net.Dial("tcp", raw.RemoteAddr().String()); err == nil {
 		c2.Close()
 		t.Error("a new connection was accepted after SIGTERM")
@@ -422,10 +422,10 @@ func TestShutdownClosesSessions(t *testing.T) {
 			c := newClient(t, raw, nil)
 			c.greeting(false)
 			p.cmd.Process.Signal(syscall.SIGTERM)
-			p.mustLog(t, "inetd: signal=terminated stopping")
+			p.mustLog(t, "inetd: signal=terminated action=stopping")
 			if tt.secondSignal {
 				p.cmd.Process.Signal(syscall.SIGTERM)
-				p.mustLog(t, "inetd: signal=terminated again: closing sessions now")
+				p.mustLog(t, "inetd: signal=terminated action=closing-sessions reason=second-signal")
 			}
 			if n, err := c.r.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 				t.Errorf("open session after shutdown: read %d bytes, %v, want the connection closed", n, err)
@@ -433,7 +433,7 @@ func TestShutdownClosesSessions(t *testing.T) {
 			if err := p.wait(t); err != nil {
 				t.Errorf("echod: %v, want exit status 0; log:\n%s", err, p.log)
 			}
-			p.mustLog(t, "inetd: grace period over: closed sessions=1")
+			p.mustLog(t, "inetd: action=closing-sessions reason=grace-period-over sessions=1")
 		})
 	}
 }
@@ -516,5 +516,5 @@ func TestUser(t *testing.T) {
 	c.greeting(true)
 	c.cmd("ID", fmt.Sprintf("ID uid=%s euid=%s gid=%s egid=%s groups=%s", nobody.Uid, nobody.Uid, nobody.Gid, nobody.Gid, nobody.Gid))
 	c.quit()
-	p.mustLog(t, "inetd: running as user=nobody")
+	p.mustLog(t, "inetd: privileges=dropped user=nobody")
 }

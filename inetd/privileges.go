@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/postkit/postkit/maillog"
 )
 
 // DropPrivileges switches the whole process to the account username: its
@@ -57,6 +59,6 @@ func DropPrivileges(username string) error {
 		return fmt.Errorf("inetd: --user %s: after switching, uids %d/%d/%d gids %d/%d/%d: refusing to run",
 			username, ruid, euid, suid, rgid, egid, sgid)
 	}
-	log.Printf("inetd: running as user=%s uid=%d gid=%d", username, uid, gid)
+	log.Printf("inetd: privileges=dropped user=%s uid=%d gid=%d", maillog.Quote(username), uid, gid)
 	return nil
 }

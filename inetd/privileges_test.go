@@ -82,7 +82,7 @@ func TestDropPrivileges(t *testing.T) {
 			t.Errorf("child after DropPrivileges(nobody): %s = %q, want an error containing %q", k, got[k], wantErr)
 		}
 	}
-	if !strings.Contains(stderr.String(), "inetd: running as user=nobody uid="+nobody.Uid) {
+	if !strings.Contains(stderr.String(), "inetd: privileges=dropped user=nobody uid="+nobody.Uid) {
 		t.Errorf("child log = %q, want the switch logged", stderr.String())
 	}
 }

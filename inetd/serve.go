@@ -60,7 +60,7 @@ func Serve(cfg Config, tlsConf *tls.Config, serve func(net.Listener) error, shut
 			return err
 		}
 	} else if os.Geteuid() == 0 {
-		log.Print("inetd: running as root: use --user to switch to an unprivileged account")
+		log.Print(`inetd: privileges=root warning="use --user to switch to an unprivileged account"`)
 	}
 
 	sess := newSessions()
@@ -83,13 +83,13 @@ func Serve(cfg Config, tlsConf *tls.Config, serve func(net.Listener) error, shut
 	select {
 	case sig := <-sigs:
 		act.close()
-		log.Printf("inetd: signal=%s stopping: no new connections, sessions=%d grace=%s", sig, sess.count(), grace)
+		log.Printf("inetd: signal=%s action=stopping listening=no sessions=%d grace=%s", sig, sess.count(), grace)
 	case err := <-errs:
 		running--
 		act.close()
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			serveErr = fmt.Errorf("inetd: serve: %w", err)
-			log.Printf("inetd: serve: %v; stopping", err)
+			log.Printf("inetd: action=stopping error=%q", "serve: "+err.Error())
 		}
 	}
 
@@ -98,19 +98,19 @@ func Serve(cfg Config, tlsConf *tls.Config, serve func(net.Listener) error, shut
 	go func() {
 		select {
 		case sig := <-sigs:
-			log.Printf("inetd: signal=%s again: closing sessions now", sig)
+			log.Printf("inetd: signal=%s action=closing-sessions reason=second-signal", sig)
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
 	if shutdown != nil {
 		if err := shutdown(ctx); err != nil && ctx.Err() == nil {
-			log.Printf("inetd: shutdown: %v", err)
+			log.Printf("inetd: action=shutdown error=%q", err)
 		}
 	}
 	sess.wait(ctx)
 	if n := sess.closeAll(); n > 0 {
-		log.Printf("inetd: grace period over: closed sessions=%d", n)
+		log.Printf("inetd: action=closing-sessions reason=grace-period-over sessions=%d", n)
 	}
 	for ; running > 0; running-- {
 		<-errs
