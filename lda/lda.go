@@ -14,7 +14,9 @@
 // directory are fsynced. A subaddress (alice+lists@) goes to the folder of that
 // name when it exists, else to INBOX. A message marked as junk (Options.Junk,
 // from the spool envelope's junk key that smtpd sets for a DMARC policy of
-// quarantine) goes to the Junk folder instead, which is created when missing.
+// quarantine or a content filter's quarantine), or one with a header field
+// that ROOT/etc/spam-header names (a content filter's spam verdict, see
+// junk.go), goes to the Junk folder instead, which is created when missing.
 // Before anything is stored the administrator's and the user's Sieve
 // scripts run (sieve.go): they may file the message into folders, flag,
 // forward, reject or answer it; their keep stores into the folder chosen
@@ -37,6 +39,7 @@ import (
 
 	"github.com/postkit/postkit/address"
 	"github.com/postkit/postkit/maildir"
+	"github.com/postkit/postkit/maillog"
 	"github.com/postkit/postkit/resolve"
 	"github.com/postkit/postkit/safefile"
 	"github.com/postkit/postkit/spool"
@@ -148,7 +151,8 @@ type Options struct {
 	Sender   address.Address // the envelope sender; zero for <>
 	Hostname string          // for Maildir file names
 	// Junk delivers into each user's JunkFolder (ToTarget and
-	// ToAddress; ToMaildir ignores it).
+	// ToAddress; ToMaildir ignores it). A message with a field named by
+	// etc/spam-header goes there without it.
 	Junk bool
 	// Recipient is the envelope recipient as the sender gave it, before
 	// alias resolution: what Sieve's envelope test and vacation see as
@@ -252,7 +256,7 @@ func ToTarget(t resolve.Target, msg *Message, opt Options) (maildir.Delivered, e
 		return maildir.Delivered{}, &Error{Code: sysexits.CantCreat, Err: fmt.Errorf("lda: creating Maildir for %s: %w", user, err)}
 	}
 	dir := root
-	if opt.Junk {
+	if opt.Junk || spamMarked(rootOf(t.Maildir), user, msg) {
 		// The user may have deleted the folder: junk still never
 		// lands in INBOX.
 		if err := maildir.Create(t.Maildir, JunkFolder); err != nil {
@@ -326,29 +330,29 @@ func ToAddresses(r *resolve.Resolver, rcpts []address.Address, msg *Message, opt
 	for _, rcpt := range rcpts {
 		results, remote, err := ToAddress(r, rcpt, msg, opt)
 		if err != nil {
-			logf("rcpt=%s status=failed code=%d error=%q", rcpt, Code(err), err)
+			logf("rcpt=%s status=failed code=%d error=%q", maillog.Quote(rcpt.String()), Code(err), err)
 			note(err)
 			continue
 		}
 		for _, res := range results {
 			if res.Err != nil {
-				logf("rcpt=%s user=%s status=failed code=%d error=%q", rcpt, res.Target.Address, Code(res.Err), res.Err)
+				logf("rcpt=%s user=%s status=failed code=%d error=%q", maillog.Quote(rcpt.String()), maillog.Quote(res.Target.Address.String()), Code(res.Err), res.Err)
 				note(res.Err)
 				continue
 			}
-			logf("rcpt=%s user=%s status=delivered file=%s size=%d", rcpt, res.Target.Address, res.Delivered.Path, res.Delivered.Size)
+			logf("rcpt=%s user=%s status=delivered file=%s size=%d", maillog.Quote(rcpt.String()), maillog.Quote(res.Target.Address.String()), maillog.Quote(res.Delivered.Path), res.Delivered.Size)
 		}
 		if len(remote) == 0 {
 			continue
 		}
 		id, err := forward(opt.Sender, rcpt, remote, msg)
 		if err != nil {
-			logf("rcpt=%s status=failed forward=%d error=%q", rcpt, len(remote), err)
+			logf("rcpt=%s status=failed forward=%d error=%q", maillog.Quote(rcpt.String()), len(remote), err)
 			note(&Error{Code: sysexits.TempFail, Err: err})
 			continue
 		}
 		for _, a := range remote {
-			logf("rcpt=%s to=%s status=forwarded queue=%s", rcpt, a, id)
+			logf("rcpt=%s to=%s status=forwarded queue=%s", maillog.Quote(rcpt.String()), maillog.Quote(a.String()), id)
 		}
 	}
 	if firstTemp != 0 {

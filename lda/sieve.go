@@ -14,6 +14,7 @@ import (
 	"github.com/postkit/postkit/address"
 	"github.com/postkit/postkit/control"
 	"github.com/postkit/postkit/maildir"
+	"github.com/postkit/postkit/maillog"
 	"github.com/postkit/postkit/resolve"
 	"github.com/postkit/postkit/safefile"
 	"github.com/postkit/postkit/sieve"
@@ -80,7 +81,7 @@ func filterAt(t resolve.Target, inbox maildir.Dir, user string, msg *Message, op
 	before := loadBefore(root, user)
 	script, name, err := sieve.LoadActive(t.Maildir)
 	if err != nil {
-		sieveLogf("user=%s sieve=%s status=broken action=keep error=%q", user, scriptName(name), err)
+		sieveLogf("user=%s sieve=%s status=broken action=keep error=%q", maillog.Quote(user), maillog.Quote(scriptName(name)), err)
 		script = nil
 	}
 	if before == nil && script == nil {
@@ -109,7 +110,7 @@ func filterAt(t resolve.Target, inbox maildir.Dir, user string, msg *Message, op
 		f.notes(BeforeScript, res)
 		switch {
 		case err != nil:
-			sieveLogf("user=%s sieve=%s status=failed action=keep error=%q", user, BeforeScript, err)
+			sieveLogf("user=%s sieve=%s status=failed action=keep error=%q", maillog.Quote(user), maillog.Quote(BeforeScript), err)
 		case !implicitKeep(res.Actions):
 			actions, cancelled = res.Actions, true
 		default:
@@ -125,7 +126,7 @@ func filterAt(t resolve.Target, inbox maildir.Dir, user string, msg *Message, op
 		}
 		f.notes(name, res)
 		if err != nil {
-			sieveLogf("user=%s sieve=%s status=failed action=keep error=%q", user, name, err)
+			sieveLogf("user=%s sieve=%s status=failed action=keep error=%q", maillog.Quote(user), maillog.Quote(name), err)
 		}
 		actions = append(actions, res.Actions...)
 	default:
@@ -164,7 +165,7 @@ func loadBefore(root control.Root, user string) *sieve.Script {
 			}
 		}
 	}
-	sieveLogf("user=%s sieve=%s status=broken action=none error=%q", user, path, err)
+	sieveLogf("user=%s sieve=%s status=broken action=none error=%q", maillog.Quote(user), maillog.Quote(path), err)
 	return nil
 }
 
@@ -222,7 +223,7 @@ func (f *filtering) notes(script string, res *sieve.Result) {
 		return
 	}
 	for _, n := range res.Notes {
-		sieveLogf("user=%s sieve=%s note=%q", f.user, script, n)
+		sieveLogf("user=%s sieve=%s note=%q", maillog.Quote(f.user), maillog.Quote(script), n)
 	}
 }
 
@@ -279,14 +280,14 @@ func (f *filtering) plan(actions []sieve.Action) (*plan, error) {
 			folder, exists, err := findFolder(root, a.Mailbox)
 			switch {
 			case err != nil && errors.Is(err, maildir.ErrInvalidName):
-				sieveLogf("user=%s fileinto=%q status=invalid action=keep error=%q", f.user, a.Mailbox, err)
+				sieveLogf("user=%s fileinto=%q status=invalid action=keep error=%q", maillog.Quote(f.user), a.Mailbox, err)
 				folder = ""
 			case err != nil:
 				return nil, classify(err)
 			case folder == "INBOX":
 				// An explicit INBOX is the INBOX, whatever +detail said.
 			case !exists && !a.Create:
-				sieveLogf("user=%s fileinto=%q status=missing action=keep", f.user, a.Mailbox)
+				sieveLogf("user=%s fileinto=%q status=missing action=keep", maillog.Quote(f.user), a.Mailbox)
 				folder = ""
 			}
 			dir := f.inbox
@@ -299,7 +300,7 @@ func (f *filtering) plan(actions []sieve.Action) (*plan, error) {
 		case sieve.Redirect:
 			addr, err := address.Parse(a.Address)
 			if err != nil {
-				sieveLogf("user=%s redirect=%q status=invalid error=%q", f.user, a.Address, err)
+				sieveLogf("user=%s redirect=%q status=invalid error=%q", maillog.Quote(f.user), a.Address, err)
 				continue
 			}
 			if !containsFold(p.redirects, addr.String()) {
@@ -345,7 +346,7 @@ func (f *filtering) perform(p *plan) (maildir.Delivered, error) {
 		if folder == "" {
 			folder = "-"
 		}
-		sieveLogf("user=%s action=%q folder=%s file=%s", f.user, c.what, folder, d.Path)
+		sieveLogf("user=%s action=%q folder=%s file=%s", maillog.Quote(f.user), c.what, maillog.Quote(folder), maillog.Quote(d.Path))
 		stored = append(stored, d)
 	}
 	if len(out) > 0 {
@@ -356,7 +357,7 @@ func (f *filtering) perform(p *plan) (maildir.Delivered, error) {
 	}
 	if p.vacation != nil {
 		if err := f.env.recordVacation(p.vacation.To, p.vacation.Handle, f.now); err != nil {
-			sieveLogf("user=%s action=vacation status=unrecorded error=%q", f.user, err)
+			sieveLogf("user=%s action=vacation status=unrecorded error=%q", maillog.Quote(f.user), err)
 		}
 	}
 	if len(stored) == 0 {
@@ -367,7 +368,7 @@ func (f *filtering) perform(p *plan) (maildir.Delivered, error) {
 		case len(p.redirects) > 0:
 			what = "redirect"
 		}
-		sieveLogf("user=%s action=%s status=not-stored", f.user, what)
+		sieveLogf("user=%s action=%s status=not-stored", maillog.Quote(f.user), what)
 		return maildir.Delivered{}, nil
 	}
 	return stored[0], nil
@@ -389,7 +390,7 @@ func (f *filtering) storeCopy(c *localCopy) (maildir.Delivered, error) {
 		return maildir.Delivered{}, err
 	}
 	if len(dropped) > 0 {
-		sieveLogf("user=%s folder=%s status=flags-dropped flags=%q", f.user, c.folder, strings.Join(dropped, " "))
+		sieveLogf("user=%s folder=%s status=flags-dropped flags=%q", maillog.Quote(f.user), maillog.Quote(c.folder), strings.Join(dropped, " "))
 	}
 	if letters == "" {
 		return store(dir, f.user, f.msg, f.opt)
@@ -410,7 +411,7 @@ func (f *filtering) outgoing(p *plan) ([]*outgoing, error) {
 		if sender == "" {
 			// RFC 5429 §2.1.2: no notice to the null sender; the message
 			// is dropped.
-			sieveLogf("user=%s action=reject status=no-notice reason=%q why=%q", f.user, p.reject.Reason, "null sender")
+			sieveLogf("user=%s action=reject status=no-notice reason=%q why=%q", maillog.Quote(f.user), p.reject.Reason, "null sender")
 		} else {
 			n, err := rejectNotice(p.reject.Reason, envelopeTo(f.t, f.opt), sender, host, f.msg.data, f.now)
 			if err != nil {
@@ -421,7 +422,7 @@ func (f *filtering) outgoing(p *plan) ([]*outgoing, error) {
 	}
 	if v := p.vacation; v != nil {
 		if _, err := address.Parse(v.To); err != nil || sender == "" {
-			sieveLogf("user=%s action=vacation status=no-reply to=%q", f.user, v.To)
+			sieveLogf("user=%s action=vacation status=no-reply to=%q", maillog.Quote(f.user), v.To)
 			p.vacation = nil
 		} else {
 			out = append(out, vacationReply(*v, host, f.now))
@@ -462,7 +463,7 @@ func (f *filtering) enqueue(out []*outgoing) error {
 		for _, r := range o.env.Recipients {
 			to = append(to, r.Address)
 		}
-		sieveLogf("user=%s action=%s from=<%s> to=%s queue=%s", f.user, o.what, o.env.From, strings.Join(to, ","), id)
+		sieveLogf("user=%s action=%s from=%s to=%s queue=%s", maillog.Quote(f.user), o.what, maillog.Quote("<"+o.env.From+">"), maillog.Quote(strings.Join(to, ",")), id)
 	}
 	return nil
 }
@@ -498,7 +499,7 @@ func (e *sieveEnv) VacationReplied(sender, handle string, days int) (bool, error
 		if err != nil {
 			// A store that cannot be used (permissions, say) must not
 			// hold up the mail: no reply, and the log says why.
-			sieveLogf("user=%s action=vacation status=no-reply error=%q", e.user, err)
+			sieveLogf("user=%s action=vacation status=no-reply error=%q", maillog.Quote(e.user), err)
 			return true, nil
 		}
 		e.vac = v
