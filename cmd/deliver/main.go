@@ -14,6 +14,7 @@ import (
 	"github.com/postkit/postkit/address"
 	"github.com/postkit/postkit/control"
 	"github.com/postkit/postkit/lda"
+	"github.com/postkit/postkit/maillog"
 	"github.com/postkit/postkit/resolve"
 	"github.com/postkit/postkit/sysexits"
 )
@@ -37,7 +38,7 @@ func main() {
 		ExitErrHandler:  func(*cli.Context, error) {},
 	}
 	if err := app.Run(os.Args); err != nil {
-		log.Print(err)
+		log.Printf("status=failed code=%d error=%q", lda.Code(err), err)
 		os.Exit(lda.Code(err))
 	}
 }
@@ -83,7 +84,7 @@ func run(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		log.Printf("maildir=%s status=delivered file=%s size=%d", dir, d.Path, d.Size)
+		log.Printf("maildir=%s status=delivered file=%s size=%d", maillog.Quote(dir), maillog.Quote(d.Path), d.Size)
 		return nil
 	}
 	r, err := resolve.Load(root)
