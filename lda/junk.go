@@ -2,6 +2,7 @@ package lda
 
 import (
 	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/maillog"
 	"github.com/postkit/postkit/spamheader"
 )
 
@@ -15,15 +16,15 @@ import (
 func spamMarked(root control.Root, user string, msg *Message) bool {
 	rules, bad, err := spamheader.Load(root)
 	for _, e := range bad {
-		sieveLogf("user=%s error=%q", user, e)
+		sieveLogf("user=%s error=%q", maillog.Quote(user), e)
 	}
 	if err != nil {
-		sieveLogf("user=%s error=%q", user, err)
+		sieveLogf("user=%s error=%q", maillog.Quote(user), err)
 		return false
 	}
 	r, ok := spamheader.Marked(msg.data, rules)
 	if ok {
-		sieveLogf("user=%s action=junk reason=spam-header field=%q", user, r.String())
+		sieveLogf("user=%s action=junk reason=spam-header field=%q", maillog.Quote(user), r.String())
 	}
 	return ok
 }
