@@ -28,9 +28,10 @@ type attempt struct {
 
 	// mu guards env and broken: the groups of an attempt run in parallel
 	// and record their outcomes as they finish.
-	mu     sync.Mutex
-	env    *spool.Envelope
-	broken bool // an update failed: record nothing more
+	mu      sync.Mutex
+	env     *spool.Envelope
+	broken  bool // an update failed: record nothing more
+	removed bool // the last outcome was recorded by removing the entry
 
 	// signOnce makes the DKIM signatures once for all the remote groups
 	// of the attempt; dkimHeader holds them.
@@ -93,15 +94,13 @@ func (a *attempt) run(ctx context.Context) {
 	if env.Pending() {
 		a.deliver(ctx)
 	}
-	if a.broken {
+	if a.broken || a.removed {
 		return
 	}
 	if !env.Pending() {
-		if err := a.l.Remove(); err != nil {
-			a.r.cfg.Logf("id=%s event=remove error=%q", env.ID, err)
-			return
-		}
-		a.r.cfg.Logf("id=%s event=removed from=%s rcpts=%d", env.ID, maillog.Quote("<"+env.From+">"), len(env.Recipients))
+		// Nothing was left to deliver: a runner stopped between its
+		// last outcome and the removal.
+		a.remove()
 		return
 	}
 	if ctx.Err() != nil {

@@ -72,7 +72,15 @@ func (a *attempt) apply(ctx context.Context, b batch) {
 	}
 	a.notify(failed)
 	a.notify(succeeded)
-	if changed {
+	switch {
+	case !changed:
+	case !env.Pending():
+		// The last outcome: removing the entry records it, with one
+		// write less than an update followed by the removal. A crash
+		// before the removal repeats this batch, as one before an
+		// update would.
+		a.remove()
+	default:
 		a.update()
 	}
 }
@@ -227,6 +235,19 @@ func (a *attempt) nextAttempt(now time.Time) time.Time {
 		}
 	}
 	return next
+}
+
+// remove removes the entry once no recipient is pending. If that fails,
+// the outcomes are recorded with an update instead, so that a delivered
+// recipient is not tried again.
+func (a *attempt) remove() {
+	if err := a.l.Remove(); err != nil {
+		a.r.cfg.Logf("id=%s event=remove error=%q", a.env.ID, err)
+		a.update()
+		return
+	}
+	a.removed = true
+	a.r.cfg.Logf("id=%s event=removed from=%s rcpts=%d", a.env.ID, maillog.Quote("<"+a.env.From+">"), len(a.env.Recipients))
 }
 
 // update writes the envelope; a failure stops the attempt's recording (the

@@ -26,11 +26,13 @@
 // # Crash safety
 //
 // The envelope is rewritten (spool's atomic Update) after every group's
-// result, before anything else happens. Notifications are enqueued before
-// the envelope update that records the outcome they report. So a kill at any
-// moment loses nothing: a recipient whose delivery was in flight is still
-// pending in the envelope and is delivered again later (the only duplicate
-// possible), and a notification may at worst be sent twice.
+// result, before anything else happens; the result after which no
+// recipient is pending is recorded by removing the entry instead, which
+// saves writing an envelope only to delete it. Notifications are enqueued
+// before the update or removal that records the outcome they report. So a
+// kill at any moment loses nothing: a recipient whose delivery was in
+// flight is still pending in the envelope and is delivered again later (the
+// only duplicate possible), and a notification may at worst be sent twice.
 package queue
 
 import (
