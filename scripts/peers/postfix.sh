@@ -127,9 +127,8 @@ anvil     unix - - n - 1 anvil
 scache    unix - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 EOF
-	# Postfix makes the queue's subdirectories with the right owners.
-	postfix -c "$conf" set-permissions >/dev/null 2>&1 || true
-	postfix -c "$conf" check
+	# postfix start makes the queue's subdirectories (post-install
+	# create-missing) and checks the configuration.
 	;;
 start)
 	postfix -c "$conf" start
