@@ -28,6 +28,7 @@ type row struct {
 func main() {
 	bin := flag.String("bin", "bin", "directory holding the built binaries")
 	n := flag.Int("n", 300, "deliveries per workload")
+	mail := flag.Int("mail", 5000, "messages per smtpd and sendq workload (against Postfix)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
@@ -45,6 +46,7 @@ func main() {
 		}
 		rows = append(rows, r)
 	}
+	rows = append(rows, mailRows(binDir, *mail)...)
 	fmt.Printf("\n%-46s %14s %14s %8s\n", "workload", "postkit/s", "peer/s", "ratio")
 	for _, r := range rows {
 		peer, ratio := "not installed", "-"
