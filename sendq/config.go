@@ -1,7 +1,7 @@
 // Package sendq is what the sendq command does besides running the queue:
 // it reads sendq's control files into a queue.Config, and implements the
-// operator's commands on the spool (list, show, flush, rm, hold, release),
-// which work whether or not a queue runner is running.
+// operator's commands on the spool (list, stats, show, flush, rm, hold,
+// release), which work whether or not a queue runner is running.
 //
 // Control files (ROOT/etc/NAME; a missing file means the default):
 //

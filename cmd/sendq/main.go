@@ -1,5 +1,5 @@
 // Command sendq runs postkit's mail queue (`sendq run`), lets the operator
-// inspect and steer it (list, show, flush, rm, hold, release) and is
+// inspect and steer it (list, stats, show, flush, rm, hold, release) and is
 // postkit's sendmail(1) and mailq(1) when called by those names. See
 // sendq(8).
 package main
@@ -18,7 +18,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/maillog"
 	"github.com/postkit/postkit/queue"
+	"github.com/postkit/postkit/queuestats"
 	"github.com/postkit/postkit/sendmail"
 	"github.com/postkit/postkit/sendq"
 	"github.com/postkit/postkit/spool"
@@ -72,6 +74,8 @@ func main() {
 			{Name: "run", Usage: "run the queue until SIGTERM or SIGINT", Action: run,
 				Flags: []cli.Flag{&cli.StringFlag{Name: "dns", Usage: "DNS resolver ADDR[:PORT] (default: etc/dns, else /etc/resolv.conf)"}}},
 			{Name: "list", Usage: "list the queue (mailq)", Action: withSpool(func(c *cli.Context, sp *spool.Spool) error { return sendq.List(os.Stdout, sp) })},
+			{Name: "stats", Usage: "count the queue by state and destination, and the last hour's deliveries and failures",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "write one JSON object"}}, Action: withSpool(func(c *cli.Context, sp *spool.Spool) error { return sendq.WriteStats(os.Stdout, sp, c.Bool("json")) })},
 			{Name: "show", Usage: "show an entry's envelope and message", ArgsUsage: "ID",
 				Action: needID(func(sp *spool.Spool, id string) error { return sendq.Show(os.Stdout, sp, id) })},
 			{Name: "flush", Usage: "retry an entry, or every entry, now", ArgsUsage: "[ID]",
@@ -121,9 +125,13 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	outcomes := queuestats.NewRecorder(queuestats.Dir(sp.Dir()))
+	outcomes.Logf = log.Printf
+	defer outcomes.Close()
+	cfg.Outcome = outcomes.Outcome
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log.Printf("event=start root=%s hostname=%s concurrency=%d per_destination=%d", root, cfg.Hostname, cfg.Concurrency, cfg.PerDestination)
+	log.Printf("event=start root=%s hostname=%s concurrency=%d per_destination=%d", maillog.Quote(string(root)), maillog.Quote(cfg.Hostname), cfg.Concurrency, cfg.PerDestination)
 	if err := queue.New(cfg, sp).Run(ctx); err != nil {
 		return err
 	}
