@@ -65,6 +65,7 @@ type conn struct {
 	wbuf                      []byte
 	replyLine                 int  // lines of the current reply written so far
 	skipGreet                 bool // drop go-smtp's greeting: this conn follows STARTTLS
+	greeted                   bool // go-smtp's greeting has come (or was dropped)
 
 	// inData says the message being received came by DATA, not BDAT;
 	// dataLast that the last DATA block had a bare CR or LF. Data reads
@@ -458,6 +459,22 @@ func (c *conn) Write(p []byte) (int, error) {
 func (c *conn) replied(line string) {
 	code, _ := strconv.Atoi(line[:min(3, len(line))])
 	final := len(line) < 4 || line[3] != '-'
+	if !c.greeted {
+		c.greeted = true
+		// The connection rate limit is checked here, on go-smtp's
+		// goroutine for the connection, not in the accept loop, and
+		// after an implicit TLS handshake, so that the client can read
+		// the 421.
+		// A STARTTLS successor was counted as the connection it
+		// continues.
+		if !c.skipGreet {
+			if refusal := c.srv.connectionRefusal(c.info); refusal != "" {
+				c.info.setResult("rate-limited")
+				c.say(refusal)
+				return
+			}
+		}
+	}
 	if c.skipGreet {
 		c.skipGreet = !final
 		return

@@ -93,6 +93,11 @@ func (s *session) Data(r io.Reader) error {
 		rest = buf.Reader()
 	}
 	s.strippedLog(rid, forged)
+	// Counted as it is stored, so that the limit holds however many
+	// sessions of the user run at once.
+	if err := s.messageRefusal(true); err != nil {
+		return err
+	}
 	sp, err := spool.Open(s.srv.root.SpoolDir())
 	var id string
 	if err == nil {

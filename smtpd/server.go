@@ -46,6 +46,14 @@
 // on listed networks (home and mobile addresses often are) can still log in
 // and send.
 //
+// Rate limits (package ratelimit; ratelimit.go), counted in files under
+// ROOT/spool/ratelimit/ that every smtpd process of the root shares:
+// connections per client address (an IPv6 client's /64) per minute, over
+// which a connection gets 421 4.7.0 instead of the greeting (relay clients
+// are exempt), and messages per authenticated user per hour, over which
+// MAIL, or the end of the data of a transaction that passed MAIL just
+// before, gets 451 4.7.1.
+//
 // Control files read (ROOT/etc/): size-limit (default 50M), recipient-limit
 // (default 100), relay-clients (IP addresses and CIDR prefixes, one a line;
 // default none, read at every session), dns (the resolver for SPF, DKIM,
@@ -53,8 +61,9 @@
 // /etc/resolv.conf's), dnsbl-zones (one zone a line; default none, read at
 // every connection), spf-fail (accept, junk or refuse; default accept) and
 // dmarc-reject (refuse or junk; default refuse), both read at every
-// message, users, app-passwords and aliases (through packages users and
-// resolve).
+// message, rate-connections-per-minute (default 0: no limit) and
+// rate-messages-per-hour (default 500), read at every use, users,
+// app-passwords and aliases (through packages users and resolve).
 package smtpd
 
 import (

@@ -76,6 +76,9 @@ func (s *session) Mail(_ string, opts *smtp.MailOptions) error {
 	if err := s.dnsblRefusal(); err != nil {
 		return err
 	}
+	if err := s.messageRefusal(false); err != nil {
+		return err
+	}
 	if opts.RequireTLS && !s.conn.isTLS() {
 		// RFC 8689 §4: REQUIRETLS is only offered, and only valid, over TLS.
 		return smtpError(530, smtp.EnhancedCode{5, 7, 10}, "REQUIRETLS needs a TLS session")
