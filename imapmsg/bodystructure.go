@@ -59,9 +59,9 @@ func structureOf(e *entity) imap.BodyStructure {
 		},
 	}
 	switch {
-	case mi.typ == "multipart":
-		// Nested too deep to be taken apart: an opaque part.
-		bs.Type, bs.Subtype, bs.Params = "application", "octet-stream", nil
+	case e.opaque:
+		// Nested too deep to be taken apart: as Dovecot reports it.
+		bs.Type, bs.Subtype = "application", "octet-stream"
 	case e.msg != nil:
 		bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
 			Envelope:      envelopeOf(e.msg.header),

@@ -46,7 +46,9 @@
 //     charset=us-ascii (RFC 2045 §5.2).
 //   - message/rfc822 and message/global parts are taken apart whatever
 //     their transfer encoding (an encoded one is a header without body, as
-//     in Dovecot). Entities nest at most 64 deep; deeper ones are opaque.
+//     in Dovecot). Entities nest at most 99 deep; a multipart or message
+//     deeper than that is opaque, application/octet-stream (Dovecot's
+//     limit), and after 10000 entities no delimiter is recognised.
 //   - A message (the top level, or inside a message/rfc822 part) with
 //     neither MIME-Version nor Content-Type is not MIME: its other Content-*
 //     fields are ignored, as Dovecot does. Of duplicate MIME fields the

@@ -9,11 +9,12 @@ import (
 	"sync"
 )
 
-// maxDepth bounds the nesting of multiparts and message/rfc822 parts that
-// are taken apart; deeper entities are served as opaque leaves (Dovecot
-// stops at a similar depth), so that a crafted message cannot make parsing
-// recurse without end.
-const maxDepth = 64
+// maxDepth bounds the nesting of entities that are taken apart, as
+// Dovecot's message_max_nested_mime_parts (100) does: a multipart or
+// message/rfc822 entity with maxDepth entities around it is opaque and
+// reported as application/octet-stream. It keeps a crafted message from
+// making parsing recurse without end.
+const maxDepth = 99
 
 // An entity is a MIME entity of a message (RFC 2045 §2.4): the message
 // itself, a part of a multipart, or the message inside a message/rfc822
@@ -39,6 +40,7 @@ type entity struct {
 	// multipart is set for a multipart that was taken apart; its children
 	// are never empty (an empty one gets a synthetic empty text part).
 	multipart bool
+	opaque    bool // a multipart or message nested too deep to take apart
 }
 
 // A Message is one stored message (a Maildir file, LF line endings) as IMAP
@@ -173,6 +175,21 @@ func (m *Message) VSize() (int64, error) {
 type parser struct {
 	s     *scanner
 	stack []string // boundaries of the enclosing multiparts, outermost first
+	parts int      // entities created so far
+}
+
+// maxParts bounds the entities of a message, as Dovecot's
+// message_max_total_mime_parts (10000) does: once that many exist, no more
+// delimiters are recognised and the rest of the message belongs to the
+// last part. It keeps a crafted message from costing unbounded memory.
+const maxParts = 10000
+
+// boundaries returns the boundaries whose delimiters are recognised.
+func (p *parser) boundaries() []string {
+	if p.parts >= maxParts {
+		return nil
+	}
+	return p.stack
 }
 
 // readHeader reads an entity's header starting at the scanner's position
@@ -190,8 +207,8 @@ func (p *parser) readHeader(e *entity) (delimiter, bool) {
 			e.header = h
 			return delimiter{}, false
 		}
-		if len(p.stack) > 0 {
-			if level, closing, ok := matchDelimiter(ln.text, p.stack); ok {
+		if stack := p.boundaries(); len(stack) > 0 {
+			if level, closing, ok := matchDelimiter(ln.text, stack); ok {
 				d := delimiter{line: ln, level: level, close: closing}
 				e.body, e.vbody = p.before(d, e.hdr, e.vhdr)
 				e.header = h
@@ -248,9 +265,11 @@ func (p *parser) before(d delimiter, from, vfrom int64) (int64, int64) {
 func (p *parser) entity(kind int, depth int) (*entity, delimiter, bool) {
 	s := p.s
 	e := &entity{}
+	p.parts++
 	d, found := p.readHeader(e)
 	e.mime = parseMIME(e.header, kind)
 	e.multipart = isMultipart(e.mime) && depth < maxDepth
+	e.opaque = depth >= maxDepth && (isMultipart(e.mime) || isMessage(e.mime))
 	if found {
 		// The header ran into a delimiter: it lost its last line ending,
 		// which its parent keeps.
@@ -269,7 +288,7 @@ func (p *parser) entity(kind int, depth int) (*entity, delimiter, bool) {
 		if e.mime.sub == "digest" {
 			childKind = kindDigestChild
 		}
-		d, found = s.skipToDelimiter(p.stack) // the preamble
+		d, found = s.skipToDelimiter(p.boundaries()) // the preamble
 		for found && d.level == level && !d.close {
 			if !d.lf {
 				// A delimiter that ends the data starts no part
@@ -286,14 +305,14 @@ func (p *parser) entity(kind int, depth int) (*entity, delimiter, bool) {
 			// After the close delimiter, whose line ending stays here:
 			// the epilogue, up to an enclosing delimiter or the end.
 			from, vfrom = s.pos, s.vpos
-			d, found = s.skipToDelimiter(p.stack)
+			d, found = s.skipToDelimiter(p.boundaries())
 		}
 	case isMessage(e.mime) && depth < maxDepth:
 		// Taken apart whatever its transfer encoding, as Dovecot does:
 		// an encoded message is a header without a body.
 		e.msg, d, found = p.entity(kindMessage, depth+1)
 	default:
-		d, found = s.skipToDelimiter(p.stack)
+		d, found = s.skipToDelimiter(p.boundaries())
 	}
 	if found {
 		e.end, e.vend = p.before(d, from, vfrom)
@@ -337,14 +356,14 @@ func (p *parser) entity(kind int, depth int) (*entity, delimiter, bool) {
 
 // complete gives a multipart without parts one empty text/plain part, as
 // Dovecot reports it (IMAP has no empty multipart), and a message/rfc822
-// part that could not be taken apart (nested too deep) an empty message,
-// so that its BODYSTRUCTURE still has the envelope, body and lines that
-// clients expect of the type (RFC 3501 §7.4.2).
+// part whose header ran into a delimiter an empty message, so that its
+// BODYSTRUCTURE still has the envelope, body and lines that clients expect
+// of the type (RFC 3501 §7.4.2).
 func complete(e *entity) {
 	if e.multipart && len(e.children) == 0 {
 		e.children = []*entity{emptyEntity(e.end, e.vend)}
 	}
-	if !e.multipart && isMessage(e.mime) && e.msg == nil {
+	if !e.multipart && !e.opaque && isMessage(e.mime) && e.msg == nil {
 		e.msg = emptyEntity(e.end, e.vend)
 	}
 }
