@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/postkit/postkit/milter"
 	"github.com/postkit/postkit/msgauth"
 	"github.com/postkit/postkit/spool"
 )
@@ -71,37 +73,69 @@ func (s *session) Data(r io.Reader) error {
 		Helo:       tx.helo,
 	}
 	// RFC 8601 §5: only we may write Authentication-Results fields
-	// with our name, whoever the client is.
-	kept, forged := header.WithoutOurs(s.srv.hostname)
-	var rest io.Reader = body
+	// with our name, whoever the client is. Incoming mail loses the
+	// fields of etc/spam-header too: only our filters may set them.
+	var spamNames []string
 	if s.checked() {
-		// The checks need the whole message before anything is
-		// stored: the result goes into the header.
+		spamNames = s.spamFieldNames()
+	}
+	kept, forged, spam := keptFields(header, s.srv.hostname, spamNames)
+	filters := s.filters()
+	var rest io.Reader = body
+	if s.checked() || len(filters) > 0 {
+		// The checks and the filters need the whole message before
+		// anything is stored: their results go into the header.
 		buf := &messageBuffer{}
 		defer buf.Close()
 		if _, err := io.Copy(buf, body); err != nil {
 			return s.dataFailed(rid, mr, err)
 		}
-		v := s.check(tx, rid, header, io.MultiReader(bytes.NewReader(header.Bytes()), buf.Reader()))
-		if v.refuse != nil {
-			s.srv.logf("refused conn=%s rid=%s client=%s from=%s reason=%s",
-				info.id, rid, info.client, logValue("<"+env.From+">"), logValue(v.refuse.Message))
-			return v.refuse
-		}
-		head += v.field
-		env.Junk = v.junk
 		rest = buf.Reader()
+		if s.checked() {
+			v := s.check(tx, rid, header, io.MultiReader(bytes.NewReader(header.Bytes()), buf.Reader()))
+			if v.refuse != nil {
+				s.srv.logf("refused conn=%s rid=%s client=%s from=%s reason=%s",
+					info.id, rid, info.client, logValue("<"+env.From+">"), logValue(v.refuse.Message))
+				return v.refuse
+			}
+			head += v.field
+			env.Junk = v.junk
+		}
+		if len(filters) > 0 {
+			out := s.runFilters(tx, rid, filters, append(milter.ParseHeader([]byte(head)), kept...), buf.Reader)
+			switch {
+			case out.refuse != nil:
+				s.srv.logf("refused conn=%s rid=%s client=%s from=%s reason=milter milter=%s reply=%s",
+					info.id, rid, info.client, logValue("<"+env.From+">"), logValue(out.by),
+					logValue(fmt.Sprintf("%d %d.%d.%d %s", out.refuse.Code, out.refuse.EnhancedCode[0],
+						out.refuse.EnhancedCode[1], out.refuse.EnhancedCode[2], out.refuse.Message)))
+				return out.refuse
+			case out.discard:
+				// The filter's discard: accepted, and dropped.
+				s.srv.logf("discarded conn=%s rid=%s client=%s from=%s milter=%s size=%d",
+					info.id, rid, info.client, logValue("<"+env.From+">"), logValue(out.by), mr.size)
+				return smtpError(250, smtp.EnhancedCode{2, 0, 0}, "OK")
+			}
+			if out.junk && env.Junk == "" {
+				env.Junk = JunkMilter
+			}
+			head, kept = "", out.header
+		}
 	}
-	s.strippedLog(rid, forged)
+	s.strippedLog(rid, msgauth.FieldName, forged)
+	for name, n := range spam {
+		s.strippedLog(rid, name, n)
+	}
 	// Counted as it is stored, so that the limit holds however many
 	// sessions of the user run at once.
 	if err := s.messageRefusal(true); err != nil {
 		return err
 	}
+	stored := head + string(milter.FormatHeader(kept)) + string(header.End)
 	sp, err := spool.Open(s.srv.root.SpoolDir())
 	var id string
 	if err == nil {
-		id, err = sp.Enqueue(env, io.MultiReader(strings.NewReader(head), bytes.NewReader(kept), rest))
+		id, err = sp.Enqueue(env, io.MultiReader(strings.NewReader(stored), rest))
 	}
 	if err != nil {
 		return s.dataFailed(rid, mr, err)
@@ -117,6 +151,27 @@ func (s *session) Data(r io.Reader) error {
 	// go-smtp sends a Data error's code and text as the reply; this is how
 	// the queue ID gets into the 250.
 	return smtpError(250, smtp.EnhancedCode{2, 0, 0}, "OK queued as %s", id)
+}
+
+// keptFields returns the fields of header that are stored: all but the
+// Authentication-Results fields that claim our host name (counted in
+// forged) and the fields named in spamNames (counted by name in spam).
+func keptFields(header *msgauth.Header, hostname string, spamNames []string) (kept []milter.Field, forged int, spam map[string]int) {
+	for _, f := range header.Fields {
+		if f.Is(msgauth.FieldName) && msgauth.IsOurs(f.Value(), hostname) {
+			forged++
+			continue
+		}
+		if i := slices.IndexFunc(spamNames, f.Is); i >= 0 {
+			if spam == nil {
+				spam = map[string]int{}
+			}
+			spam[spamNames[i]]++
+			continue
+		}
+		kept = append(kept, milter.Field{Name: f.Name, Raw: string(f.Raw)})
+	}
+	return kept, forged, spam
 }
 
 // dataFailed maps a failed Enqueue to the reply: the client's fault is a

@@ -109,6 +109,7 @@ type connInfo struct {
 	id     string
 	client string     // IP address, or the remote address when not IP
 	ip     netip.Addr // invalid when not IP
+	port   uint16
 	start  time.Time
 
 	mu       sync.Mutex
@@ -133,6 +134,7 @@ func newConnInfo(remote net.Addr) *connInfo {
 		info.client = remote.String()
 		if ap, err := netip.ParseAddrPort(remote.String()); err == nil {
 			info.ip = ap.Addr().Unmap()
+			info.port = ap.Port()
 			info.client = info.ip.String()
 		}
 	}

@@ -200,10 +200,11 @@ func (i *connInfo) dnsblListing() *dnsbl.Listing {
 	return i.listing
 }
 
-// strippedLog logs the forged Authentication-Results fields removed.
-func (s *session) strippedLog(rid string, n int) {
+// strippedLog logs the fields removed from a message: forged
+// Authentication-Results fields, or those of etc/spam-header.
+func (s *session) strippedLog(rid, field string, n int) {
 	if n > 0 {
 		info := s.conn.info
-		s.srv.logf("stripped conn=%s rid=%s client=%s field=%s count=%d", info.id, rid, info.client, msgauth.FieldName, n)
+		s.srv.logf("stripped conn=%s rid=%s client=%s field=%s count=%d", info.id, rid, info.client, logValue(field), n)
 	}
 }

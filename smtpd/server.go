@@ -46,6 +46,18 @@
 // on listed networks (home and mobile addresses often are) can still log in
 // and send.
 //
+// Content filters (package milter; milter.go): once a message is in, it
+// goes through the milters of etc/milters (incoming mail: the sessions
+// sender authentication checks) or etc/submission-milters (everything
+// else), in order. A filter may refuse it (its 5xx or 550 5.7.1), defer
+// it (its 4xx or 451 4.7.1), discard it (250, and nothing is stored),
+// add, insert, change or delete header fields, or quarantine it (the spool
+// envelope's junk key "milter": local delivery files it into Junk). A
+// filter that cannot be asked gives 451 4.7.1, or is skipped when
+// etc/milter-failure says accept. The fields etc/spam-header names, which
+// make local delivery file a message into Junk, are removed from incoming
+// mail before the filters see it, so that only a filter can set them.
+//
 // Rate limits (package ratelimit; ratelimit.go), counted in files under
 // ROOT/spool/ratelimit/ that every smtpd process of the root shares:
 // connections per client address (an IPv6 client's /64) per minute, over
@@ -62,8 +74,11 @@
 // every connection), spf-fail (accept, junk or refuse; default accept) and
 // dmarc-reject (refuse or junk; default refuse), both read at every
 // message, rate-connections-per-minute (default 0: no limit) and
-// rate-messages-per-hour (default 500), read at every use, users,
-// app-passwords and aliases (through packages users and resolve).
+// rate-messages-per-hour (default 500), read at every use, milters and
+// submission-milters (one filter a line; default none), milter-failure
+// (tempfail or accept; default tempfail) and spam-header (default none),
+// read at every message, users, app-passwords and aliases (through
+// packages users and resolve).
 package smtpd
 
 import (
