@@ -113,9 +113,11 @@
 // way is lost, and the recipients it reached get the message again at the
 // next attempt (as with qmail).
 //
-// Remove (3 to 5 to 0): unlink env/ID, fsync env/, unlink msg/ID, fsync
-// msg/. The envelope goes first so that there is never an envelope without
-// its message; a crash in between leaves an orphaned msg/ID for Clean.
+// Remove (3 to 5 to 0): unlink env/ID, fsync env/, unlink msg/ID. The
+// envelope goes first so that there is never an envelope without its
+// message; a crash in between leaves an orphaned msg/ID for Clean. msg/ is
+// not fsynced after the unlink: a crash that undoes it leaves the same
+// orphan, so the fsync would buy nothing.
 //
 // Clean(age) removes leftovers older than age: env/.tmp.* files, and msg/ID
 // files without env/ID whose lock it can take (a live enqueuer holds its

@@ -108,10 +108,9 @@ func (l *EntryLock) Remove() error {
 	if err := safefile.SyncDir(l.s.envDir); err != nil {
 		return storageErr(err, "remove %s", l.id)
 	}
+	// No fsync of msg/ after this: if a crash undoes the unlink, the
+	// message is an orphan that Clean removes.
 	if err := os.Remove(l.s.msgPath(l.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return storageErr(err, "remove message %s", l.id)
-	}
-	if err := safefile.SyncDir(l.s.msgDir); err != nil {
 		return storageErr(err, "remove message %s", l.id)
 	}
 	return nil
