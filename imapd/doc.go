@@ -69,6 +69,11 @@
 // one message arrives in one update, and panics when its count goes down,
 // while a per-session diff of the disk serves other processes and other
 // sessions of this one alike. inotify wakes IDLE sessions in both cases.
+// What the views are compared with is shared, though: the sessions of a
+// process use one uidlist.Mailbox and one imapcache.Cache per folder,
+// which remember the last listing and the loaded cache file and check
+// them with a few stat calls, so a folder already read costs the next
+// SELECT no directory listing.
 //
 // # Message contents
 //

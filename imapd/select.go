@@ -64,7 +64,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	if err != nil {
 		return nil, err
 	}
-	sel := &selected{name: canon, dir: d, box: s.openBox(d), cache: imapcache.Open(string(d)),
+	sel := &selected{name: canon, dir: d, box: s.openBox(d), cache: s.srv.folders.cache(d),
 		readOnly: options != nil && options.ReadOnly, recent: map[imap.UID]bool{}}
 	st, _, err := sel.syncStable()
 	if errors.Is(err, fs.ErrNotExist) {

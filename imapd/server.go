@@ -89,6 +89,7 @@ type Server struct {
 	// sleep waits before a failed login is answered; tests replace it.
 	sleep func(time.Duration)
 
+	folders  folders // shared between sessions
 	once     sync.Once
 	secure   *imapserver.Server // logins need TLS
 	loopback *imapserver.Server // plain-text logins allowed

@@ -35,7 +35,7 @@ func (s *session) status(name string, d maildir.Dir, options *imap.StatusOptions
 	var size, deletedSize int64
 	var cache *imapcache.Cache
 	if options.Size || options.DeletedStorage {
-		cache = imapcache.Open(string(d))
+		cache = s.srv.folders.cache(d)
 	}
 	for _, e := range st.Entries {
 		messages++
@@ -94,7 +94,8 @@ func (s *session) status(name string, d maildir.Dir, options *imap.StatusOptions
 	return data, nil
 }
 
-// openBox returns the UID list of the folder d.
+// openBox returns the UID list of the folder d, shared with the
+// process's other sessions.
 func (s *session) openBox(d maildir.Dir) *uidlist.Mailbox {
-	return uidlist.Open(string(d), &uidlist.Options{Root: string(s.root)})
+	return s.srv.folders.box(d, s.root)
 }
