@@ -30,6 +30,10 @@ const (
 	loadSlowClients  = 50
 	// loadSlowTimeout is the slow clients' smtpd's --command-timeout.
 	loadSlowTimeout = 2 * time.Second
+	// loadSlowIMAPLine is what slow IMAP clients send, a byte a second:
+	// imapd has no timeout flag, and go-imap gives each command 30
+	// seconds from its first byte, far less than this line takes.
+	loadSlowIMAPLine = "a LOGIN load0@example.org slow-client-with-a-very-long-password-that-takes-minutes-to-type\r\n"
 	// loadDialers is how many sessions are opened at once.
 	loadDialers = 50
 )
@@ -168,7 +172,9 @@ type loadIMAP struct {
 	once   sync.Once
 }
 
-func loadOpenIMAP(addr string, i int) (*loadIMAP, error) {
+// loadOpenIMAP logs in as user i, selects INBOX, which must hold want
+// messages, and starts IDLE.
+func loadOpenIMAP(addr string, i int, want uint32) (*loadIMAP, error) {
 	s := &loadIMAP{seen: make(chan struct{})}
 	c, err := imapclient.DialInsecure(addr, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
@@ -191,9 +197,9 @@ func loadOpenIMAP(addr string, i int) (*loadIMAP, error) {
 		c.Close()
 		return nil, fmt.Errorf("SELECT: %w", err)
 	}
-	if data.NumMessages != 0 {
+	if data.NumMessages != want {
 		c.Close()
-		return nil, fmt.Errorf("SELECT: %d messages in INBOX, want none yet", data.NumMessages)
+		return nil, fmt.Errorf("SELECT: %d messages in INBOX, want %d", data.NumMessages, want)
 	}
 	if s.idle, err = c.Idle(); err != nil {
 		c.Close()
@@ -289,11 +295,82 @@ func loadSlowClient(addr string, greeted func(), stop <-chan struct{}, timeouts 
 	}
 }
 
+// loadSlowIMAPClient connects to imapd at addr and sends
+// loadSlowIMAPLine a byte a second. imapd must close the connection
+// before the line is complete; cut counts the clients it did, and said
+// what imapd answered before closing.
+func loadSlowIMAPClient(addr string, greeted func(), cut *loadReplies, errs *loadErrors) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		errs.add("slow IMAP client: %v", err)
+		return
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "* OK ") {
+		errs.add("slow IMAP client: greeting %q, %v", l, err)
+		return
+	}
+	greeted()
+	closed := make(chan error, 1)
+	var said []string
+	go func() {
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				closed <- err
+				return
+			}
+			said = append(said, strings.TrimSpace(l))
+		}
+	}()
+	for i := range len(loadSlowIMAPLine) {
+		c.Write([]byte{loadSlowIMAPLine[i]})
+		select {
+		case err := <-closed:
+			if err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+				errs.add("slow IMAP client: %v after %d bytes", err, i+1)
+				return
+			}
+			cut.add(strings.Join(said, " | "))
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	errs.add("slow IMAP client: sent a %d-byte command a byte a second and the connection is still open", len(loadSlowIMAPLine))
+}
+
+// loadReplies counts the clients that got each reply.
+type loadReplies struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (r *loadReplies) add(reply string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n = map[string]int{}
+	}
+	r.n[reply]++
+}
+
+func (r *loadReplies) total() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, k := range r.n {
+		n += k
+	}
+	return n
+}
+
 // TestLoadSessions holds 500 SMTP sessions (each in the middle of a
 // transaction) and 500 IMAP sessions in IDLE for a minute. While they are
 // held, a delivery to each user reaches every IDLE session as EXISTS, and
 // on another smtpd with a 2-second command timeout 50 slow clients are
-// timed out again and again while a normal client sends a message. At the
+// timed out again and again while a normal client sends a message, and 50
+// slow IMAP clients are cut off by imapd while a normal one logs in. At the
 // end every SMTP session sends its message and every IMAP session logs
 // out, without an error. The daemons' memory and open files are logged.
 func TestLoadSessions(t *testing.T) {
@@ -331,7 +408,7 @@ func TestLoadSessions(t *testing.T) {
 	go func() {
 		defer opening.Done()
 		loadEach(loadIMAPSessions, func(i int) {
-			s, err := loadOpenIMAP(imapd.addr, i)
+			s, err := loadOpenIMAP(imapd.addr, i, 0)
 			if err != nil {
 				openErrs.add("IMAP session %d: %v", i, err)
 				return
@@ -387,6 +464,35 @@ func TestLoadSessions(t *testing.T) {
 		t.Errorf("%d of %d IDLE sessions saw no EXISTS within %v of the deliveries", missed, loadIMAPSessions, loadHold)
 	}
 	t.Logf("every IDLE session saw its EXISTS %v after the deliveries", time.Since(delivered).Round(time.Millisecond))
+
+	// Slow IMAP clients are cut off while the rest goes on, and a normal
+	// IMAP client logs in meanwhile. (go-imap's read timeout, 30 seconds
+	// for a command, ends the command with NO [SERVERBUG] rather than the
+	// session; the next command's timeout closes it: what they were told
+	// is logged.)
+	var (
+		slowIMAPErrs    loadErrors
+		slowIMAPCut     loadReplies
+		slowIMAPStart   = time.Now()
+		slowIMAPGreeted sync.WaitGroup
+		slowIMAPDone    sync.WaitGroup
+	)
+	slowIMAPGreeted.Add(loadSlowClients)
+	for range loadSlowClients {
+		slowIMAPDone.Add(1)
+		go func() {
+			defer slowIMAPDone.Done()
+			var once sync.Once
+			loadSlowIMAPClient(imapd.addr, func() { once.Do(slowIMAPGreeted.Done) }, &slowIMAPCut, &slowIMAPErrs)
+			once.Do(slowIMAPGreeted.Done)
+		}()
+	}
+	slowIMAPGreeted.Wait()
+	if s, err := loadOpenIMAP(imapd.addr, loadIMAPSessions, 1); err != nil {
+		t.Errorf("a normal IMAP client among %d slow ones: %v", loadSlowClients, err)
+	} else if err := s.finish(); err != nil {
+		t.Errorf("a normal IMAP client among %d slow ones: %v", loadSlowClients, err)
+	}
 
 	// Slow clients on the other smtpd are timed out, over and over, and
 	// a normal client's transaction goes through meanwhile.
@@ -446,6 +552,11 @@ func TestLoadSessions(t *testing.T) {
 	})
 	noopErrs.check(t, "SMTP sessions halfway")
 	usage("halfway")
+	slowIMAPDone.Wait()
+	slowIMAPErrs.check(t, "slow IMAP clients")
+	t.Logf("imapd cut off %d of %d slow IMAP clients within %v; what they were told before (clients by reply): %v",
+		slowIMAPCut.total(), loadSlowClients, time.Since(slowIMAPStart).Round(time.Second), slowIMAPCut.n)
+
 	time.Sleep(time.Until(held.Add(loadHold)))
 	usage(fmt.Sprintf("after %v", time.Since(held).Round(time.Second)))
 
