@@ -93,8 +93,10 @@ func mlStart(t *testing.T) *mlServer {
 		defer close(done)
 		srv.Serve(l)
 	}()
+	// Closing the listener ends Serve; go-milter's Server.Close races
+	// with Serve, which records its listeners without a lock.
 	t.Cleanup(func() {
-		srv.Close()
+		l.Close()
 		<-done
 	})
 	return s

@@ -191,8 +191,10 @@ func startCountedFilter(t *testing.T, tm *testMilter, v6 bool, actions gomilter.
 		defer close(done)
 		srv.Serve(l)
 	}()
+	// Closing the listener ends Serve; go-milter's Server.Close races
+	// with Serve, which records its listeners without a lock.
 	t.Cleanup(func() {
-		srv.Close()
+		l.Close()
 		<-done
 	})
 	f, err := ParseFilter("unix:" + sock + " timeout=5s connect-timeout=5s")

@@ -80,8 +80,10 @@ func startFilter(t *testing.T, mode string) *filterServer {
 		defer close(done)
 		srv.Serve(l)
 	}()
+	// Closing the listener ends Serve; go-milter's Server.Close races
+	// with Serve, which records its listeners without a lock.
 	t.Cleanup(func() {
-		srv.Close()
+		l.Close()
 		<-done
 	})
 	return fs
