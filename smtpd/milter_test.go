@@ -9,6 +9,8 @@ import (
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
+
+	"github.com/postkit/postkit/msgauth"
 )
 
 // testFilter is a milter whose end-of-message answer is chosen by mode;
@@ -290,4 +292,38 @@ func TestMilterFiles(t *testing.T) {
 		t.Fatalf("second stored message under a limit of 2: %d %q", code, text)
 	}
 	c.cmd("MAIL FROM:<alice@example.org>", 451)
+}
+
+// FuzzKeptFields: the fields kept from a received header are those of
+// the header, in order and byte for byte, less exactly the removed ones,
+// and none of them is a field of etc/spam-header.
+func FuzzKeptFields(f *testing.F) {
+	f.Add([]byte("X-Spam: yes\r\nSubject: x\r\n\r\n"))
+	f.Add([]byte("Authentication-Results: " + testHostname + "; spf=pass\r\nx-spam : no\r\n\tfolded\r\nbroken\r\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		header := msgauth.ParseHeader(data)
+		kept, forged, spam := keptFields(header, testHostname, []string{"X-Spam"})
+		removed := forged
+		for _, n := range spam {
+			removed += n
+		}
+		if len(kept)+removed != len(header.Fields) {
+			t.Fatalf("%d fields kept and %d removed of %d", len(kept), removed, len(header.Fields))
+		}
+		for _, k := range kept {
+			if strings.EqualFold(k.Name, "X-Spam") {
+				t.Fatalf("kept %q", k.Raw)
+			}
+		}
+		// In order, as they were.
+		i := 0
+		for _, f := range header.Fields {
+			if i < len(kept) && kept[i].Raw == string(f.Raw) && kept[i].Name == f.Name {
+				i++
+			}
+		}
+		if i != len(kept) {
+			t.Fatalf("kept fields %q are not those of %q in order", kept, data)
+		}
+	})
 }
