@@ -149,6 +149,7 @@ func (s *Server) init() {
 // allows it.
 func (s *Server) Serve(ln net.Listener) error {
 	s.init()
+	ln = batchListener{ln}
 	if s.loopback == nil {
 		return s.secure.Serve(ln)
 	}
