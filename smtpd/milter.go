@@ -119,7 +119,7 @@ func (s *session) runFilters(tx *transaction, rid string, filters []configuredFi
 			res, err = cf.filter.Check(msg, deadline)
 		}
 		if err != nil {
-			s.srv.logf("error conn=%s rid=%s milter=%s %v", info.id, rid, logValue(cf.spec), err)
+			s.srv.logf("error conn=%s rid=%s milter=%s error=%q", info.id, rid, logValue(cf.spec), err)
 			if failure == "accept" {
 				s.srv.logf("milter conn=%s rid=%s milter=%s action=skipped reason=failure", info.id, rid, logValue(cf.spec))
 				continue
@@ -206,11 +206,12 @@ func mailArgs(o smtp.MailOptions) []string {
 // delivery. Lines that are no rule are logged and skipped.
 func (s *session) spamFieldNames() []string {
 	rules, bad, err := spamheader.Load(s.srv.root)
+	file := logValue(s.srv.root.Etc(spamheader.File))
 	for _, e := range bad {
-		s.srv.logf("error %v; skipped", e)
+		s.srv.logf("error file=%s error=%q", file, e.Error()+"; skipped")
 	}
 	if err != nil {
-		s.srv.logf("error %v", err)
+		s.srv.logf("error file=%s error=%q", file, err)
 	}
 	return spamheader.Names(rules)
 }

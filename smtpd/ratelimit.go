@@ -41,7 +41,7 @@ func (s *Server) connectionRefusal(info *connInfo) string {
 	l := s.limiter("connections", n, time.Minute)
 	d, err := l.Take(ratelimit.ClientKey(info.ip))
 	if err != nil {
-		s.logf("error conn=%s client=%s %v", info.id, info.client, err)
+		s.logf("error conn=%s client=%s error=%q", info.id, info.client, err)
 	}
 	if d.Allowed {
 		return ""
@@ -72,7 +72,7 @@ func (s *session) messageRefusal(take bool) error {
 	}
 	d, err := decide(s.user)
 	if err != nil {
-		s.srv.logf("error conn=%s user=%s %v", info.id, logValue(s.user), err)
+		s.srv.logf("error conn=%s user=%s error=%q", info.id, logValue(s.user), err)
 	}
 	if d.Allowed {
 		return nil
@@ -97,10 +97,10 @@ func (s *Server) limiter(kind string, limit int, window time.Duration) *ratelimi
 func (s *Server) rate(name string, def int) int {
 	n, err := s.root.Int(name, int64(def))
 	if err == nil && (n < 0 || n > math.MaxInt32) {
-		err = fmt.Errorf("%s: %d is not a rate (0 to %d)", s.root.Etc(name), n, math.MaxInt32)
+		err = fmt.Errorf("%d is not a rate (0 to %d)", n, math.MaxInt32)
 	}
 	if err != nil {
-		s.logf("error %v; using %d", err, def)
+		s.logf("error file=%s error=%q using=%d", logValue(s.root.Etc(name)), err, def)
 		return def
 	}
 	return int(n)

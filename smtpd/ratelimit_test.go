@@ -124,7 +124,7 @@ func TestRateMessagesOnlyUsers(t *testing.T) {
 		}
 		c.cmd("QUIT", 221)
 	}
-	ts.waitLog(`is not a whole number; using 0`)
+	ts.waitLog(`is not a whole number" using=0`)
 }
 
 func TestRetryText(t *testing.T) {
