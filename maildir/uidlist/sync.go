@@ -329,7 +329,11 @@ const (
 func (m *Mailbox) scan(l *List) (*scan, error) {
 	newPath, curPath := filepath.Join(m.dir, "new"), filepath.Join(m.dir, "cur")
 	for i := 0; ; i++ {
-		sc := &scan{files: make(map[string]string)}
+		hint := 0
+		if l != nil {
+			hint = len(l.Records)
+		}
+		sc := &scan{files: make(map[string]string, hint)}
 		limit := time.Now().Add(-settle).UnixNano()
 		var err error
 		if sc.newDir, err = statKey(newPath); err != nil {
@@ -463,12 +467,7 @@ func (m *Mailbox) update(lf listFile, sc *scan) (*State, fileKey, error) {
 			fresh = append(fresh, base)
 		}
 	}
-	slices.SortFunc(fresh, func(a, b string) int {
-		if c := CompareNames(a, b); c != 0 {
-			return c
-		}
-		return strings.Compare(a, b)
-	})
+	sortNames(fresh)
 	if uint64(l.NextUID)+uint64(len(fresh)) > maxUID {
 		return nil, fileKey{}, fmt.Errorf("%w in %s", ErrUIDsExhausted, m.dir)
 	}
@@ -568,16 +567,87 @@ func (m *Mailbox) appendRecords(read fileKey, records []Record) (fileKey, error)
 	return keyOf(info), nil
 }
 
+// sortNames sorts base names in CompareNames order, ties byte-wise. The
+// parts CompareNames looks at are parsed once per name, not once per
+// comparison: a first sync of a large folder sorts every file.
+func sortNames(names []string) {
+	type key struct {
+		name, rest string
+		secs       int64
+		usecs      int32
+		hasUsecs   bool
+	}
+	keys := make([]key, len(names))
+	for i, n := range names {
+		rest, secs := leadingSeconds(n)
+		usecs, ok := microseconds(rest)
+		keys[i] = key{n, rest, secs, usecs, ok}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		// As CompareNames.
+		ret := int32(a.secs - b.secs)
+		if ret == 0 && a.hasUsecs && b.hasUsecs {
+			ret = a.usecs - b.usecs
+		}
+		if ret == 0 {
+			ret = compareBases(a.rest, b.rest)
+		}
+		if ret != 0 {
+			return int(ret)
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	for i := range keys {
+		names[i] = keys[i].name
+	}
+}
+
+// nameSizes returns the ",S=" and ",W=" sizes of a file name as
+// maildir.ParseName does (-1 when absent), without its allocations.
+func nameSizes(name string) (size, vsize int64) {
+	size, vsize = -1, -1
+	if i := strings.IndexByte(name, ':'); i >= 0 {
+		if !strings.HasPrefix(name[i+1:], "2,") {
+			return size, vsize
+		}
+		name = name[:i]
+	}
+	first := true
+	for field := range strings.SplitSeq(name, ",") {
+		if first {
+			first = false
+			continue
+		}
+		if v, ok := sizeValue(field, "S="); ok {
+			size = v
+		} else if v, ok := sizeValue(field, "W="); ok {
+			vsize = v
+		}
+	}
+	return size, vsize
+}
+
+// sizeValue parses field as prefix and decimal digits.
+func sizeValue(field, prefix string) (int64, bool) {
+	digits, ok := strings.CutPrefix(field, prefix)
+	if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(digits, 10, 64)
+	return v, err == nil
+}
+
 // buildState pairs the list's records with the scanned files.
 func buildState(l *List, sc *scan) *State {
 	s := &State{UIDValidity: l.UIDValidity, NextUID: l.NextUID, GUID: l.GUID}
+	s.Entries = make([]Entry, 0, min(len(l.Records), len(sc.files)))
 	for _, r := range l.Records {
 		file, ok := sc.files[r.Name]
 		if !ok {
 			continue
 		}
-		n := maildir.ParseName(path.Base(file))
-		e := Entry{UID: r.UID, Base: r.Name, Filename: file, Size: n.Size, VSize: n.VSize, GUID: r.Name, Ext: r.Ext}
+		size, vsize := nameSizes(path.Base(file))
+		e := Entry{UID: r.UID, Base: r.Name, Filename: file, Size: size, VSize: vsize, GUID: r.Name, Ext: r.Ext}
 		if e.Size < 0 {
 			e.Size = extSize(r, 'S')
 		}
