@@ -25,6 +25,9 @@ type attempt struct {
 	r      *Runner
 	l      *spool.EntryLock
 	sender address.Address
+	// junk is whether smtpd marked the message for the Junk folder
+	// (DMARC, SPF, a milter), read from the envelope at the start.
+	junk bool
 
 	// mu guards env and broken: the groups of an attempt run in parallel
 	// and record their outcomes as they finish.
@@ -80,7 +83,7 @@ func (r *Runner) attempt(ctx context.Context, id string) {
 	if env.Hold || env.NextAttempt.After(time.Now()) {
 		return
 	}
-	a := &attempt{r: r, l: l, env: env}
+	a := &attempt{r: r, l: l, env: env, junk: env.Junk != ""}
 	if env.From != "" {
 		if a.sender, err = address.Parse(env.From); err != nil {
 			r.cfg.Logf("id=%s event=sender from=%q error=%q", id, env.From, err)
@@ -374,7 +377,12 @@ func (g *group) local(a *attempt, outs []outcome) {
 			outs[i] = outcome{status: remote.TempFail, code: "4.3.0", reply: "reading the queued message: " + err.Error(), relay: "local"}
 			continue
 		}
-		d, derr := lda.ToTarget(j.target, msg, lda.Options{Sender: a.sender, Hostname: a.r.cfg.Hostname})
+		a.mu.Lock()
+		rcpt := originalRecipient(a.env.Recipients[j.rcpt])
+		a.mu.Unlock()
+		d, derr := lda.ToTarget(j.target, msg, lda.Options{
+			Sender: a.sender, Hostname: a.r.cfg.Hostname, Junk: a.junk, Recipient: rcpt,
+		})
 		outs[i] = localOutcome(d.Path, derr)
 	}
 }
@@ -396,4 +404,18 @@ func localOutcome(path string, err error) outcome {
 		o.status, o.code, o.reply = remote.PermFail, "5.2.0", fmt.Sprintf("%v (exit code %d)", err, code)
 	}
 	return o
+}
+
+// originalRecipient is the address the sender gave for rc: its DSN original
+// recipient when that is an RFC 822 address (RFC 3461 section 4.2; alias
+// expansion records the alias there), else rc's own address. The zero
+// Address (lda then uses the target's) when neither parses.
+func originalRecipient(rc spool.Recipient) address.Address {
+	if typ, addr, ok := strings.Cut(rc.ORCPT, ";"); ok && strings.EqualFold(typ, "rfc822") {
+		if a, err := address.Parse(addr); err == nil {
+			return a
+		}
+	}
+	a, _ := address.Parse(rc.Address)
+	return a
 }
