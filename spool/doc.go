@@ -198,7 +198,7 @@
 // *arrival, *next-attempt, *hold, *delay-notified, body (7BIT, 8BITMIME,
 // BINARYMIME), *smtputf8, *requiretls, ret (FULL or HDRS), envid,
 // auth-user, client-addr, helo, junk (why local delivery files the message
-// into the recipients' Junk folders: dmarc or spf), local-uid (the decimal
+// into the recipients' Junk folders: dmarc, spf or milter), local-uid (the decimal
 // user ID of the local user who submitted it with sendmail). Recipient
 // keys: *state (pending, delivered, failed), *attempts, last-attempt,
 // error, orcpt ("type;address"), notify (NEVER, or SUCCESS, FAILURE and

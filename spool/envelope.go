@@ -91,7 +91,8 @@ type Envelope struct {
 	// Junk, when not empty, says the message goes into each local
 	// recipient's Junk folder rather than INBOX, and why: smtpd sets
 	// "dmarc" when the sender's domain asks for quarantine (RFC 7489
-	// §6.3), "spf" when etc/spf-fail says junk.
+	// §6.3), "spf" when etc/spf-fail says junk, "milter" when a content
+	// filter quarantined it.
 	Junk string
 	// LocalUID is the decimal user ID of the local user who submitted the
 	// message with sendmail: taken from the process when it enqueued
