@@ -16,7 +16,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/postkit/postkit/maildir"
 	"github.com/postkit/postkit/safefile"
 )
 
@@ -306,9 +305,9 @@ func (c *Cache) lookup(base string, want Fields) (e Entry, have Fields, stale bo
 		})
 	}
 	e, have = decodeEntry(raw[:], want|FieldSize|FieldVSize)
-	name := maildir.ParseName(base)
-	if (name.Size >= 0 && have&FieldSize != 0 && e.Size != name.Size) ||
-		(name.VSize >= 0 && have&FieldVSize != 0 && e.VSize != name.VSize) {
+	size, vsize := nameSizes(base)
+	if (size >= 0 && have&FieldSize != 0 && e.Size != size) ||
+		(vsize >= 0 && have&FieldVSize != 0 && e.VSize != vsize) {
 		return Entry{Size: -1, VSize: -1}, 0, true
 	}
 	return e, have & want, false
