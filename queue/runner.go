@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/maillog"
 	"github.com/postkit/postkit/remote"
 	"github.com/postkit/postkit/routes"
 	"github.com/postkit/postkit/spool"
@@ -159,6 +160,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	defer lock.Unlock()
+	// Logged once the lock is ours: a runner that logged its start is the
+	// one running (tests and supervisors wait for this line).
+	r.cfg.Logf("event=start root=%s hostname=%s concurrency=%d per_destination=%d",
+		maillog.Quote(string(r.cfg.Root)), maillog.Quote(r.cfg.Hostname), r.cfg.Concurrency, r.cfg.PerDestination)
 	if n, err := r.spool.Clean(cleanAge); err != nil {
 		r.cfg.Logf("event=clean error=%q", err)
 	} else if n > 0 {

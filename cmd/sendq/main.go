@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/postkit/postkit/control"
-	"github.com/postkit/postkit/maillog"
 	"github.com/postkit/postkit/queue"
 	"github.com/postkit/postkit/queuestats"
 	"github.com/postkit/postkit/sendmail"
@@ -131,7 +130,6 @@ func run(c *cli.Context) error {
 	cfg.Outcome = outcomes.Outcome
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log.Printf("event=start root=%s hostname=%s concurrency=%d per_destination=%d", maillog.Quote(string(root)), maillog.Quote(cfg.Hostname), cfg.Concurrency, cfg.PerDestination)
 	if err := queue.New(cfg, sp).Run(ctx); err != nil {
 		return err
 	}
