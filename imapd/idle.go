@@ -1,6 +1,8 @@
 package imapd
 
 import (
+	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -37,6 +39,7 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	if err := s.update(w, true); err != nil {
 		return err
 	}
+	releaseMemory()
 	ticker := time.NewTicker(recheck)
 	defer ticker.Stop()
 	for {
@@ -59,4 +62,30 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 			return err
 		}
 	}
+}
+
+// releaseInterval is how often at most releaseMemory gives memory back.
+const releaseInterval = 10 * time.Second
+
+var lastRelease struct {
+	sync.Mutex
+	at time.Time
+}
+
+// releaseMemory returns the memory that earlier commands left behind to
+// the operating system, at most once per releaseInterval. A session
+// entering IDLE may wait for half an hour, and an idle process allocates
+// nothing that would make the garbage collector run: without this, the
+// garbage of the SELECT before (the folder's listing, several times its
+// view) stays resident all that time, which matters most in inetd mode,
+// with a process per connection.
+func releaseMemory() {
+	lastRelease.Lock()
+	if time.Since(lastRelease.at) < releaseInterval {
+		lastRelease.Unlock()
+		return
+	}
+	lastRelease.at = time.Now()
+	lastRelease.Unlock()
+	debug.FreeOSMemory()
 }
