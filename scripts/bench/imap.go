@@ -15,11 +15,11 @@ package main
 //     has no full-text index configured);
 //   - cold: the first SELECT of an INBOX of -imap-cold-messages messages
 //     in cur/, without any UID list, index or cache yet;
-//   - memory: an idle authenticated connection under inetd (imapd under
+//   - memory: idle authenticated connections under inetd (imapd under
 //     systemd-socket-activate --inetd --accept, one process per
-//     connection) against Dovecot's imap process of a logged-in session
-//     (RSS and PSS of that one process), then the same with INBOX selected
-//     and IDLE; and -imap-idle users each with one connection in IDLE on
+//     connection) against Dovecot's imap processes of logged-in sessions
+//     (the mean process's RSS, PSS and anonymous memory, eight at once),
+//     then the same with INBOX selected and IDLE; and -imap-idle users each with one connection in IDLE on
 //     a small INBOX, one standalone imapd against all of Dovecot's
 //     processes (PSS summed).
 //
@@ -67,7 +67,7 @@ var (
 	imapColdMessages = flag.Int("imap-cold-messages", 100000, "messages in the cold-SELECT INBOX")
 	imapIdle         = flag.Int("imap-idle", 1000, "IDLE connections in one imapd, one user each")
 	imapIdleMessages = flag.Int("imap-idle-messages", 100, "messages in the INBOX of each IDLE user")
-	imapRounds       = flag.Int("imap-rounds", 3, "rounds of the warm IMAP workloads; the best counts")
+	imapRounds       = flag.Int("imap-rounds", 5, "rounds of the warm IMAP workloads; the best counts")
 )
 
 // imapRows runs the IMAP workloads.
@@ -644,6 +644,10 @@ func (b *imapBench) cold(targets []*imapTarget, dc *imapDovecot) []float64 {
 			dc.chown(dir)
 		}
 		log.Printf("imap %s: copied the %d-message INBOX in %.1fs", t.name, *imapColdMessages, time.Since(start).Seconds())
+		// A Maildir that was complete a moment before, not one still
+		// being written: imapd lists a directory changed within the
+		// last few clock ticks again.
+		time.Sleep(time.Second)
 		c := imapLogin(t.addr, "cold", nil)
 		d := timed(func() { imapSelect(c, *imapColdMessages) })
 		c.Close()
@@ -653,9 +657,15 @@ func (b *imapBench) cold(targets []*imapTarget, dc *imapDovecot) []float64 {
 	return rates
 }
 
-// inetdMemory measures one connection's process in inetd mode: logged
-// in, then with INBOX selected and in IDLE. It returns connections per
-// GiB of RSS for postkit and Dovecot, for the two states.
+// imapInetdConnections is how many connections the inetd workload keeps
+// open at once, so that each process's PSS shows its share of the pages
+// the processes have in common (the binary, libraries).
+const imapInetdConnections = 8
+
+// inetdMemory measures the processes of connections in inetd mode:
+// logged in, then with INBOX selected and in IDLE. It returns connections
+// per GiB of RSS (the mean process's) for postkit and Dovecot, for the two
+// states.
 func (b *imapBench) inetdMemory(imapd string, dc *imapDovecot) (authed, idle []float64) {
 	port := imapFreePort()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -678,30 +688,46 @@ func (b *imapBench) inetdMemory(imapd string, dc *imapDovecot) (authed, idle []f
 			return imapChildren(procs[0], "imap")
 		}})
 	}
-	for _, t := range targets {
-		c := imapLogin(t.addr, "warm", nil)
+	k := imapInetdConnections
+	measure := func(t *imapTarget, state string) float64 {
+		// Let the processes settle after the last command.
+		time.Sleep(time.Second)
 		pids := t.pids()
-		if len(pids) != 1 {
-			log.Fatalf("imap %s: %d processes for one connection", t.name, len(pids))
+		if len(pids) != k {
+			log.Fatalf("imap %s: %d processes for %d connections", t.name, len(pids), k)
 		}
-		// Let the process settle after the login.
-		time.Sleep(500 * time.Millisecond)
 		rss, pss := imapMemory(pids)
-		log.Printf("imap %s: logged-in session: RSS %.1f MiB, PSS %.1f MiB", t.name, mib(rss), mib(pss))
-		authed = append(authed, float64(1<<30)/float64(rss))
-		imapSelect(c, *imapMessages)
-		cmd, err := c.Idle()
-		if err != nil {
-			log.Fatalf("imap %s: IDLE: %v", t.name, err)
+		var anon int64
+		for _, pid := range pids {
+			anon += imapProcField(fmt.Sprintf("/proc/%d/status", pid), "RssAnon:")
 		}
-		time.Sleep(500 * time.Millisecond)
-		rss, pss = imapMemory(pids)
-		log.Printf("imap %s: IDLE in INBOX of %d: RSS %.1f MiB, PSS %.1f MiB", t.name, *imapMessages, mib(rss), mib(pss))
-		idle = append(idle, float64(1<<30)/float64(rss))
-		cmd.Close()
-		cmd.Wait()
-		c.Logout().Wait()
-		c.Close()
+		n := int64(k)
+		log.Printf("imap %s: %s, mean of %d processes: RSS %.1f MiB, PSS %.1f MiB, anonymous %.1f MiB",
+			t.name, state, k, mib(rss/n), mib(pss/n), mib(anon/n))
+		return float64(1<<30) / float64(rss/n)
+	}
+	for _, t := range targets {
+		var clients []*imapclient.Client
+		for range k {
+			clients = append(clients, imapLogin(t.addr, "warm", nil))
+		}
+		authed = append(authed, measure(t, "logged in"))
+		var idles []*imapclient.IdleCommand
+		for _, c := range clients {
+			imapSelect(c, *imapMessages)
+			cmd, err := c.Idle()
+			if err != nil {
+				log.Fatalf("imap %s: IDLE: %v", t.name, err)
+			}
+			idles = append(idles, cmd)
+		}
+		idle = append(idle, measure(t, fmt.Sprintf("IDLE in INBOX of %d", *imapMessages)))
+		for i, c := range clients {
+			idles[i].Close()
+			idles[i].Wait()
+			c.Logout().Wait()
+			c.Close()
+		}
 	}
 	return authed, idle
 }
