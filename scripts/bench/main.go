@@ -60,6 +60,9 @@ func main() {
 	if strings.HasPrefix("pop3", *only) {
 		rows = append(rows, benchPOP3(filepath.Join(binDir, "pop3d"), *pop3Messages, *logins, *rounds)...)
 	}
+	if strings.HasPrefix("imap", *only) {
+		rows = append(rows, imapRows(binDir)...)
+	}
 	fmt.Printf("\n%-50s %14s %14s %8s\n", "workload", "postkit/s", "peer/s", "ratio")
 	for _, r := range rows {
 		peer, ratio := "not installed", "-"
