@@ -67,7 +67,7 @@ var (
 	imapColdMessages = flag.Int("imap-cold-messages", 100000, "messages in the cold-SELECT INBOX")
 	imapIdle         = flag.Int("imap-idle", 1000, "IDLE connections in one imapd, one user each")
 	imapIdleMessages = flag.Int("imap-idle-messages", 100, "messages in the INBOX of each IDLE user")
-	imapRounds       = flag.Int("imap-rounds", 5, "rounds of the warm IMAP workloads; the best counts")
+	imapRounds       = flag.Int("imap-rounds", 9, "rounds of the warm IMAP workloads; the best counts")
 )
 
 // imapRows runs the IMAP workloads.
