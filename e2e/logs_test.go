@@ -324,3 +324,34 @@ func logsFail2banFilter(t *testing.T) string {
 	}
 	return manPlain(m[1]) + "\n"
 }
+
+// deliver logs one key=value line per address and outcome: delivered
+// (with the user and file), forwarded (with the queue ID that sendq then
+// logs as id=) and failed; its own failure is one such line too.
+func TestLogsDeliver(t *testing.T) {
+	root := testRoot(t, "fwd@example.org: alice@example.org, carol@remote.example\n")
+	code, stderr := runDeliver(t, testMessage, "--root", root, "-f", "bob@remote.example", "fwd@example.org", "nobody@example.org")
+	if code != 67 {
+		t.Fatalf("deliver = %d (%s), want 67 for the unknown address", code, stderr)
+	}
+	lines := logsParse(t, "deliver", strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"))
+	if t.Failed() {
+		t.FailNow()
+	}
+	d := logsOne(t, "delivered", lines, "", map[string]string{"rcpt": "fwd@example.org", "user": "alice@example.org", "status": "delivered"})
+	if !strings.Contains(d.Value("file"), filepath.Join("mail", "example.org", "alice", "new")+"/") || d.Value("size") == "" {
+		t.Errorf("delivered line %+v, want the Maildir file and size", d)
+	}
+	f := logsOne(t, "forwarded", lines, "", map[string]string{"rcpt": "fwd@example.org", "to": "carol@remote.example", "status": "forwarded"})
+	ids, err := sqSpool(root).IDs()
+	if err != nil || len(ids) != 1 || f.Value("queue") != ids[0] {
+		t.Errorf("forwarded line queue=%q, spool %v (%v); want the one entry's ID", f.Value("queue"), ids, err)
+	}
+	logsOne(t, "failed", lines, "", map[string]string{"rcpt": "nobody@example.org", "status": "failed", "code": "67"})
+
+	code, stderr = runDeliver(t, testMessage, "--root", root)
+	lines = logsParse(t, "deliver", strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"))
+	if code != 64 || len(lines) != 1 || lines[0].Value("status") != "failed" || lines[0].Value("code") != "64" || lines[0].Value("error") == "" {
+		t.Errorf("deliver without an address = %d, %q; want 64 and one status=failed code=64 line", code, stderr)
+	}
+}
