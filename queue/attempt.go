@@ -29,11 +29,17 @@ type attempt struct {
 	// (DMARC, SPF, a milter), read from the envelope at the start.
 	junk bool
 
-	// mu guards env and broken: the groups of an attempt run in parallel
-	// and record their outcomes as they finish.
-	mu      sync.Mutex
-	env     *spool.Envelope
-	broken  bool // an update failed: record nothing more
+	// mu guards env and the flags below: the groups of an attempt run in
+	// parallel and record their outcomes as they finish.
+	mu  sync.Mutex
+	env *spool.Envelope
+	// unsaved: writing the envelope failed, so env holds outcomes that
+	// the spool does not. The attempt then starts no more deliveries and
+	// writes no more updates (a removal may still work, as unlink(2) does
+	// on a full file system), and the runner keeps env in memory to try
+	// again later (unrecorded).
+	unsaved bool
+	skipped bool // deliveries left out because of unsaved
 	removed bool // the last outcome was recorded by removing the entry
 
 	// signOnce makes the DKIM signatures once for all the remote groups
@@ -73,23 +79,42 @@ func (r *Runner) attempt(ctx context.Context, id string) {
 		return
 	}
 	defer l.Unlock()
+	kept := r.takeUnrecorded(id)
 	env, err := l.Load()
 	if err != nil {
 		r.cfg.Logf("id=%s event=load error=%q", id, err)
+		if kept != nil {
+			r.remember(kept.env, kept.delay)
+		}
 		return
+	}
+	a := &attempt{r: r, l: l, env: env, junk: env.Junk != ""}
+	if kept != nil {
+		// The outcomes of an earlier attempt are not on disk yet: nothing
+		// is delivered before they are.
+		if !a.recordKept(kept, env) {
+			r.remember(a.env, kept.delay)
+			return
+		}
+		if a.removed {
+			return
+		}
+		env = a.env
 	}
 	// The scan saw an older envelope: the entry may have been held or
 	// rescheduled since.
 	if env.Hold || env.NextAttempt.After(time.Now()) {
 		return
 	}
-	a := &attempt{r: r, l: l, env: env, junk: env.Junk != ""}
 	if env.From != "" {
 		if a.sender, err = address.Parse(env.From); err != nil {
 			r.cfg.Logf("id=%s event=sender from=%q error=%q", id, env.From, err)
 		}
 	}
 	a.run(ctx)
+	if a.unsaved {
+		r.remember(a.env, 0)
+	}
 }
 
 func (a *attempt) run(ctx context.Context) {
@@ -97,13 +122,16 @@ func (a *attempt) run(ctx context.Context) {
 	if env.Pending() {
 		a.deliver(ctx)
 	}
-	if a.broken || a.removed {
+	if a.removed {
 		return
 	}
 	if !env.Pending() {
 		// Nothing was left to deliver: a runner stopped between its
-		// last outcome and the removal.
-		a.remove()
+		// last outcome and the removal. (A removal that failed in this
+		// attempt is tried again later.)
+		if !a.unsaved {
+			a.remove()
+		}
 		return
 	}
 	if ctx.Err() != nil {
@@ -113,6 +141,11 @@ func (a *attempt) run(ctx context.Context) {
 	now := time.Now()
 	a.warnDelay(now)
 	env.NextAttempt = a.nextAttempt(now)
+	if a.skipped {
+		// What was left out is delivered as soon as the envelope is
+		// written.
+		env.NextAttempt = now
+	}
 	a.update()
 }
 
@@ -135,7 +168,9 @@ func (a *attempt) deliver(ctx context.Context) {
 		return
 	}
 	jobs, early := a.expand(res)
-	if a.broken {
+	if a.unsaved {
+		// The expansion is not on disk: deliver nothing until it is.
+		a.skipped = true
 		return
 	}
 	if len(early.jobs) > 0 {
@@ -282,7 +317,23 @@ func (g *group) run(ctx context.Context, a *attempt) {
 		return
 	}
 	defer a.r.release(g.key, d)
+	if a.stalled() {
+		return
+	}
 	a.record(ctx, batch{jobs: g.jobs, outcomes: g.deliver(ctx, a, d)})
+}
+
+// stalled reports whether an envelope write of the attempt failed. Its
+// groups that have not started then deliver nothing: a delivery that
+// cannot be recorded is made again after a crash, so the fewer the better.
+// The ones in flight finish and are recorded in memory.
+func (a *attempt) stalled() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.unsaved {
+		a.skipped = true
+	}
+	return a.unsaved
 }
 
 func (g *group) deliver(ctx context.Context, a *attempt, d *destination) []outcome {

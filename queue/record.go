@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -24,7 +25,7 @@ func (a *attempt) record(ctx context.Context, b batch) {
 // notifications they call for, and then updates the envelope, so that a
 // crash in between at worst sends a notification twice.
 func (a *attempt) apply(ctx context.Context, b batch) {
-	if a.broken || b.outcomes == nil {
+	if a.removed || b.outcomes == nil {
 		return
 	}
 	env := a.env
@@ -239,25 +240,31 @@ func (a *attempt) nextAttempt(now time.Time) time.Time {
 
 // remove removes the entry once no recipient is pending. If that fails,
 // the outcomes are recorded with an update instead, so that a delivered
-// recipient is not tried again.
+// recipient is not tried again, and the removal is tried again later (as
+// an envelope that could not be written is: unrecorded). A failure after
+// the envelope went (the message file is left for Clean) is a removal.
 func (a *attempt) remove() {
-	if err := a.l.Remove(); err != nil {
+	if err := a.r.removeEntry(a.l); err != nil {
 		a.r.cfg.Logf("id=%s event=remove error=%q", a.env.ID, err)
-		a.update()
-		return
+		if _, lerr := a.l.Load(); !errors.Is(lerr, spool.ErrNotFound) {
+			a.update()
+			a.unsaved = true
+			return
+		}
 	}
-	a.removed = true
+	a.removed, a.unsaved = true, false
 	a.r.cfg.Logf("id=%s event=removed from=%s rcpts=%d", a.env.ID, maillog.Quote("<"+a.env.From+">"), len(a.env.Recipients))
 }
 
-// update writes the envelope; a failure stops the attempt's recording (the
-// entry stays as it was on disk and is tried again).
+// update writes the envelope. After a failure the attempt writes no more
+// updates: the runner keeps the envelope in memory and tries again later
+// (unrecorded), and the entry stays as it was on disk meanwhile.
 func (a *attempt) update() {
-	if a.broken {
+	if a.unsaved {
 		return
 	}
-	if err := a.l.Update(a.env); err != nil {
-		a.broken = true
+	if err := a.r.updateEntry(a.l, a.env); err != nil {
+		a.unsaved = true
 		a.r.cfg.Logf("id=%s event=update error=%q", a.env.ID, err)
 	}
 }

@@ -33,6 +33,30 @@
 // kill at any moment loses nothing: a recipient whose delivery was in
 // flight is still pending in the envelope and is delivered again later (the
 // only duplicate possible), and a notification may at worst be sent twice.
+//
+// # When the envelope cannot be written
+//
+// A full or read-only file system, or an I/O error, can make the update
+// after a delivery fail. The envelope on disk then still says pending for a
+// recipient who has the message, and the entry is due: tried again, it
+// would be delivered again at every scan. Instead the runner keeps the
+// envelope as it should be in memory, per entry, for the life of the
+// process (unrecorded.go): the attempt starts no more deliveries (those in
+// flight finish and their outcomes are kept too), and nothing more of the
+// entry is delivered until its envelope is written. The runner tries to
+// write it after min(1s, RetryMin), then after waits that double up to
+// min(1m, RetryMax), not at every scan; the hold flag comes from the
+// envelope on disk (`sendq hold`), the rest from memory. Once it is
+// written the memory is dropped and the entry goes on as usual: at once if
+// deliveries were left out, else at its next attempt. The last outcome is
+// recorded by removing the entry, which works on a full file system too;
+// a removal that fails is recorded with an update if possible and tried
+// again the same way. An entry removed meanwhile (`sendq rm`) is forgotten.
+// When the runner stops it tries once more to write what it keeps (and
+// logs event=unrecorded status=lost with the number of outcomes if it
+// cannot). What it could not write is lost with the process: the next
+// runner delivers those recipients again, as after a crash between a
+// delivery and its record: a duplicate, never a loss.
 package queue
 
 import (
@@ -107,7 +131,15 @@ type Runner struct {
 	mu     sync.Mutex
 	dests  map[string]*destination
 	active map[string]bool
-	wg     sync.WaitGroup
+	// unrecorded holds, by entry ID, what could not be written into the
+	// spool (see unrecorded).
+	unrecorded map[string]*unrecorded
+	wg         sync.WaitGroup
+
+	// updateEntry and removeEntry write into the spool what an attempt
+	// records; tests replace them to make the writes fail.
+	updateEntry func(*spool.EntryLock, *spool.Envelope) error
+	removeEntry func(*spool.EntryLock) error
 }
 
 // destination is the state shared by the deliveries to one destination.
@@ -147,6 +179,10 @@ func New(cfg Config, sp *spool.Spool) *Runner {
 		global: make(chan struct{}, cfg.Concurrency),
 		dests:  map[string]*destination{},
 		active: map[string]bool{},
+
+		unrecorded:  map[string]*unrecorded{},
+		updateEntry: (*spool.EntryLock).Update,
+		removeEntry: (*spool.EntryLock).Remove,
 	}
 }
 
@@ -180,6 +216,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	finished := make(chan struct{}, 1)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	defer r.recordAll()
 	defer r.wg.Wait()
 	for {
 		select {
@@ -242,6 +279,7 @@ func (r *Runner) scan(ctx context.Context, finished chan<- struct{}) time.Time {
 		r.cfg.Logf("event=scan error=%q", err)
 		return next
 	}
+	retries := r.unrecordedRetries(ids)
 	limit := MaxActivePerSlot * r.cfg.Concurrency
 	r.mu.Lock()
 	room := limit - len(r.active)
@@ -255,6 +293,17 @@ func (r *Runner) scan(ctx context.Context, finished chan<- struct{}) time.Time {
 			break
 		}
 		if active[id] {
+			continue
+		}
+		// An entry whose outcomes are in memory only is due when its
+		// envelope is to be written again, whatever the one on disk says.
+		if retry, ok := retries[id]; ok {
+			switch {
+			case !retry.After(now):
+				due = append(due, id)
+			case retry.Before(next):
+				next = retry
+			}
 			continue
 		}
 		env, err := r.spool.Load(id)
