@@ -317,3 +317,53 @@ func TestDiskFullSpoolOutOfInodes(t *testing.T) {
 		t.Errorf("inodes freed: %d %q, %v; want 250", code, text, err)
 	}
 }
+
+// TestDiskFullSpoolRunnerDoesNotRedeliver: the spool's file system full
+// and the Maildirs' not, so that the runner can deliver but not record a
+// delivery in the envelope (a message with two recipients is updated after
+// the first delivery, not removed). It must not deliver to the same
+// recipients again and again while it cannot record: once the spool has
+// space, each recipient has one copy. The spool stays full for two seconds
+// (the runner scans every 50 ms); nothing is asserted about the time.
+func TestDiskFullSpoolRunnerDoesNotRedeliver(t *testing.T) {
+	root := sqRoot(t, "", nil)
+	spoolDir, mailDir := filepath.Join(root, "spool"), filepath.Join(root, "mail")
+	diskfullMount(t, spoolDir, "1m", "0711")
+	diskfullMount(t, mailDir, "1m", "0700")
+	users := []string{"alice@example.org", "bob@example.org"}
+	for _, u := range users {
+		if code, stderr := runDeliver(t, "Subject: hello\n\nthe Maildir exists\n", "--root", root, u); code != 0 {
+			t.Fatalf("deliver to %s: exit %d (%s)", u, code, stderr)
+		}
+	}
+	runner := startSendq(t, root)
+	mailFiller := diskfullFill(t, mailDir)
+	sqSend(t, root, "Subject: to two\n\nfor alice and bob\n", "-i", "-f", "carol@example.org", users[0], users[1])
+	sqWait(t, "the runner's attempts on the full Maildirs", 30*time.Second, func() bool {
+		return runner.count(`rcpt=(alice|bob)@example\.org status=deferred`) >= 2
+	})
+
+	spoolFiller := diskfullFill(t, spoolDir)
+	if err := os.Remove(mailFiller); err != nil {
+		t.Fatal(err)
+	}
+	sqWait(t, "a delivery the runner cannot record", 30*time.Second, func() bool {
+		return runner.count(`event=update error=.*no space left on device`) >= 1
+	})
+	time.Sleep(2 * time.Second)
+	copies := map[string]int{}
+	for _, u := range users {
+		copies[u] = len(mailFiles(t, root, u, "")) - 1
+	}
+	updateErrors := runner.count(`event=update error`)
+	if err := os.Remove(spoolFiller); err != nil {
+		t.Fatal(err)
+	}
+	sqWait(t, "the entry's removal", 30*time.Second, func() bool { return sqSpoolEmpty(root) })
+	t.Logf("with the spool full for 2s: copies %v, %d failed envelope updates", copies, updateErrors)
+	for _, u := range users {
+		if n := len(mailFiles(t, root, u, "")) - 1; n != 1 {
+			t.Errorf("%s has %d copies of the message, want 1", u, n)
+		}
+	}
+}
