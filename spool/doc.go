@@ -113,11 +113,23 @@
 // way is lost, and the recipients it reached get the message again at the
 // next attempt (as with qmail).
 //
+// An Update that fails (full or read-only file system, I/O error) leaves
+// the old envelope: state 3 as it was, with recipients that were reached
+// still pending. The queue runner keeps their outcomes in memory, delivers
+// nothing more of the entry and writes the envelope again later (package
+// queue); only if it exits first do they get the message again.
+//
 // Remove (3 to 5 to 0): unlink env/ID, fsync env/, unlink msg/ID. The
 // envelope goes first so that there is never an envelope without its
 // message; a crash in between leaves an orphaned msg/ID for Clean. msg/ is
 // not fsynced after the unlink: a crash that undoes it leaves the same
 // orphan, so the fsync would buy nothing.
+//
+// A Remove that fails before the unlink of env/ID leaves state 3 (the
+// runner then records the outcomes with an Update if it can and tries the
+// removal again later). One that fails after it has removed the entry; if
+// the fsync of env/ failed, a crash may bring the envelope back, as a crash
+// before the removal would.
 //
 // Clean(age) removes leftovers older than age: env/.tmp.* files, and msg/ID
 // files without env/ID whose lock it can take (a live enqueuer holds its
