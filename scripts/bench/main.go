@@ -45,7 +45,8 @@ func main() {
 	pop3Messages := flag.Int("pop3-messages", 10000, "messages in the pop3 workloads' mailbox")
 	logins := flag.Int("logins", 10, "sessions timed for the pop3 login-to-QUIT workload")
 	rounds := flag.Int("rounds", 3, "rounds of the pop3 workloads; the best counts")
-	only := flag.String("only", "", "run only the workloads whose name starts with this (deliver, pop3)")
+	mail := flag.Int("mail", 5000, "messages per smtpd and sendq workload (against Postfix)")
+	only := flag.String("only", "", "run only the workloads whose name starts with this (deliver, pop3, mail)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
@@ -59,6 +60,9 @@ func main() {
 	}
 	if strings.HasPrefix("pop3", *only) {
 		rows = append(rows, benchPOP3(filepath.Join(binDir, "pop3d"), *pop3Messages, *logins, *rounds)...)
+	}
+	if strings.HasPrefix("mail", *only) {
+		rows = append(rows, mailRows(binDir, *mail)...)
 	}
 	if strings.HasPrefix("imap", *only) {
 		rows = append(rows, imapRows(binDir)...)
