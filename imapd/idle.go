@@ -39,7 +39,7 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	if err := s.update(w, true); err != nil {
 		return err
 	}
-	releaseMemory()
+	releaseMemory(&idleRelease)
 	ticker := time.NewTicker(recheck)
 	defer ticker.Stop()
 	for {
@@ -64,28 +64,39 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	}
 }
 
-// releaseInterval is how often at most releaseMemory gives memory back.
+// releaseInterval is how often at most each kind of moment (entering
+// IDLE, logging in) gives memory back.
 const releaseInterval = 10 * time.Second
 
-var lastRelease struct {
-	sync.Mutex
-	at time.Time
+// A releaseLimiter lets releaseMemory run at most once per
+// releaseInterval. Logins and IDLE have one each, so that in inetd mode,
+// where a process serves one connection, the IDLE that follows a login
+// still gives back what the SELECT before it left.
+type releaseLimiter struct {
+	mu   sync.Mutex
+	last time.Time
 }
 
+var (
+	idleRelease  releaseLimiter
+	loginRelease releaseLimiter
+)
+
 // releaseMemory returns the memory that earlier commands left behind to
-// the operating system, at most once per releaseInterval. A session
-// entering IDLE may wait for half an hour, and an idle process allocates
-// nothing that would make the garbage collector run: without this, the
-// garbage of the SELECT before (the folder's listing, several times its
-// view) stays resident all that time, which matters most in inetd mode,
-// with a process per connection.
-func releaseMemory() {
-	lastRelease.Lock()
-	if time.Since(lastRelease.at) < releaseInterval {
-		lastRelease.Unlock()
+// the operating system, unless l let it run within the last
+// releaseInterval. A session entering IDLE may wait for half an hour, and
+// an idle process allocates nothing that would make the garbage collector
+// run: without this, the garbage of the SELECT before (the folder's
+// listing, several times its view) stays resident all that time, which
+// matters most in inetd mode, with a process per connection. A login (the
+// users file, bcrypt) calls it too.
+func releaseMemory(l *releaseLimiter) {
+	l.mu.Lock()
+	if !l.last.IsZero() && time.Since(l.last) < releaseInterval {
+		l.mu.Unlock()
 		return
 	}
-	lastRelease.at = time.Now()
-	lastRelease.Unlock()
+	l.last = time.Now()
+	l.mu.Unlock()
 	debug.FreeOSMemory()
 }

@@ -37,6 +37,9 @@ func (s *session) Login(username, password string) error {
 		return noError(imap.ResponseCodeUnavailable, "Authentication temporarily unavailable")
 	}
 	s.user, s.root = user, root
+	// The password check's garbage need not stay while the session
+	// waits for its first command.
+	go releaseMemory(&loginRelease)
 	return nil
 }
 
