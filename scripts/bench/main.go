@@ -46,6 +46,7 @@ func main() {
 	logins := flag.Int("logins", 10, "sessions timed for the pop3 login-to-QUIT workload")
 	rounds := flag.Int("rounds", 3, "rounds of the pop3 workloads; the best counts")
 	mail := flag.Int("mail", 5000, "messages per smtpd and sendq workload (against Postfix)")
+	mailRounds := flag.Int("mail-rounds", 2, "rounds of the smtpd and sendq workloads; the best counts")
 	only := flag.String("only", "", "run only the workloads whose name starts with this (deliver, pop3, mail)")
 	flag.Parse()
 	log.SetFlags(0)
@@ -62,7 +63,7 @@ func main() {
 		rows = append(rows, benchPOP3(filepath.Join(binDir, "pop3d"), *pop3Messages, *logins, *rounds)...)
 	}
 	if strings.HasPrefix("mail", *only) {
-		rows = append(rows, mailRows(binDir, *mail)...)
+		rows = append(rows, mailRows(binDir, *mail, *mailRounds)...)
 	}
 	if strings.HasPrefix("imap", *only) {
 		rows = append(rows, imapRows(binDir)...)
