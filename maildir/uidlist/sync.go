@@ -203,11 +203,15 @@ func (m *Mailbox) Sync() (*State, error) {
 		return nil, err
 	}
 	// Read again under the lock: another process may have assigned the
-	// UIDs meanwhile. The listing is still good if it was stable and the
-	// directories have not changed since.
+	// UIDs meanwhile. The listing is not repeated while the lock is held:
+	// other processes wait for it, and listing a busy folder can take
+	// several tries with pauses. Files that came after the listing get
+	// their UIDs at the next Sync; and unless the directories are still
+	// as listed, the listing no longer proves any file gone, so no record
+	// is dropped.
 	lf, err = m.readList()
 	if err == nil && !m.unchanged(sc) {
-		sc, err = m.scan(lf.list)
+		sc.stable = false
 	}
 	var state *State
 	var key fileKey
