@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -95,7 +96,14 @@ func (sel *selected) removeDeleted(m *message) (bool, error) {
 // false only when a complete listing no longer has the message.
 func (sel *selected) relocate(m *message) (bool, error) {
 	base := uidlist.BaseName(path.Base(m.file))
-	for try := 0; try < 5; try++ {
+	for try := 0; try < relocateTries; try++ {
+		if try > 0 {
+			// Another process keeps renaming the folder's files (flag
+			// changes): no listing was complete, so the message may
+			// still be there. Give it a moment rather than reporting an
+			// expunge that did not happen.
+			time.Sleep(time.Duration(try) * time.Millisecond)
+		}
 		if file, ok := findFile(sel.dir, base); ok {
 			m.file = file
 			return true, nil
@@ -116,6 +124,10 @@ func (sel *selected) relocate(m *message) (bool, error) {
 	}
 	return false, nil
 }
+
+// relocateTries bounds the search for a renamed file: about 0.2 s of
+// back-off in all, only while other processes rename without pause.
+const relocateTries = 20
 
 // findFile looks for the file with the unique name base in new/ and cur/
 // and returns its name relative to the folder.
