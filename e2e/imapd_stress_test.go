@@ -59,7 +59,7 @@ func TestIMAPdStress(t *testing.T) {
 		t.Fatalf("mkuser add: %v\n%s", err, out)
 	}
 	deliverBin := Bin(t, "deliver")
-	var procs []*imapProc
+	var procs []*daemon
 	for range stressProcesses {
 		procs = append(procs, startIMAPd(t, root, "--allow-plaintext-loopback"))
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,11 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,108 +69,12 @@ func imapDeliver(t *testing.T, root, msg string) {
 
 func imapMaildir(root string) string { return filepath.Join(root, "mail", "example.org", "alice") }
 
-// imapProc is a running imapd and its log.
-type imapProc struct {
-	cmd  *exec.Cmd
-	addr string
-	mu   sync.Mutex
-	log  []string
-	more chan struct{}
-	done chan struct{}
-}
-
-var imapListenLine = regexp.MustCompile(`mode=listen addr=(\S+)`)
-
 // startIMAPd runs imapd on root with --listen 127.0.0.1:0 and returns once
 // it logged its address.
-func startIMAPd(t *testing.T, root string, args ...string) *imapProc {
+func startIMAPd(t *testing.T, root string, args ...string) *daemon {
 	t.Helper()
 	args = append([]string{"--root", root, "--listen", "127.0.0.1:0", "--login-failure-delay", "1ms"}, args...)
-	return runIMAPd(t, exec.Command(Bin(t, "imapd"), args...), func(line string) string {
-		if m := imapListenLine.FindStringSubmatch(line); m != nil {
-			return m[1]
-		}
-		return ""
-	})
-}
-
-// runIMAPd starts cmd and waits until ready returns an address for one of
-// its stderr lines.
-func runIMAPd(t *testing.T, cmd *exec.Cmd, ready func(line string) string) *imapProc {
-	t.Helper()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &imapProc{cmd: cmd, more: make(chan struct{}, 1), done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log = append(p.log, sc.Text())
-			p.mu.Unlock()
-			select {
-			case p.more <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		<-p.done
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", cmd.Path, strings.Join(p.lines(), "\n"))
-		}
-	})
-	p.addr = p.waitLog(t, ready)
-	return p
-}
-
-func (p *imapProc) lines() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.log)
-}
-
-// waitLog waits for a log line for which match returns non-empty.
-func (p *imapProc) waitLog(t *testing.T, match func(line string) string) string {
-	t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		for _, l := range p.lines() {
-			if s := match(l); s != "" {
-				return s
-			}
-		}
-		select {
-		case <-p.more:
-		case <-p.done:
-			for _, l := range p.lines() {
-				if s := match(l); s != "" {
-					return s
-				}
-			}
-			t.Fatalf("imapd ended without the expected log line; log:\n%s", strings.Join(p.lines(), "\n"))
-		case <-timeout:
-			t.Fatalf("no expected log line after 60s; log:\n%s", strings.Join(p.lines(), "\n"))
-		}
-	}
-}
-
-// waitContains waits for a log line containing s.
-func (p *imapProc) waitContains(t *testing.T, s string) string {
-	t.Helper()
-	return p.waitLog(t, func(l string) string {
-		if strings.Contains(l, s) {
-			return l
-		}
-		return ""
-	})
+	return runDaemon(t, exec.Command(Bin(t, "imapd"), args...), listenAddr)
 }
 
 func imapTLSConfig(t *testing.T, cert string) *tls.Config {
@@ -720,7 +621,7 @@ func TestIMAPdSocketActivation(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	cmd := exec.Command(ssa, "--inetd", "--accept", "-l", addr, Bin(t, "imapd"), "--root", root, "--tls-implicit")
-	srv := runIMAPd(t, cmd, func(line string) string {
+	srv := runDaemon(t, cmd, func(line string) string {
 		if strings.HasPrefix(line, "Listening on "+addr) {
 			return addr
 		}

@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -153,102 +152,16 @@ func pop3UIDValidity(t *testing.T, root string) uint32 {
 	return validity
 }
 
-// pop3Server is a running pop3d process.
-type pop3Server struct {
-	cmd  *exec.Cmd
-	addr string
-	mu   sync.Mutex
-	log  []string
-	more chan struct{} // signalled when a log line arrives
-	done chan struct{} // closed when stderr ends
-}
-
-var listenLine = regexp.MustCompile(`mode=listen addr=(\S+)`)
-
 // startPOP3d runs pop3d on root with --listen 127.0.0.1:0 and returns once it
 // logged the address it listens on.
-func startPOP3d(t *testing.T, root string, args ...string) *pop3Server {
+func startPOP3d(t *testing.T, root string, args ...string) *daemon {
 	t.Helper()
 	args = append([]string{"--root", root, "--listen", "127.0.0.1:0", "--hostname", "pop.test", "--login-failure-delay", "1ms"}, args...)
-	return runPOP3d(t, exec.Command(Bin(t, "pop3d"), args...), func(line string) string {
-		if m := listenLine.FindStringSubmatch(line); m != nil {
-			return m[1]
-		}
-		return ""
-	})
-}
-
-// runPOP3d starts cmd and waits until ready returns an address for one of
-// its stderr lines.
-func runPOP3d(t *testing.T, cmd *exec.Cmd, ready func(line string) string) *pop3Server {
-	t.Helper()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &pop3Server{cmd: cmd, more: make(chan struct{}, 1), done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log = append(p.log, sc.Text())
-			p.mu.Unlock()
-			select {
-			case p.more <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		<-p.done
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", cmd.Path, strings.Join(p.lines(), "\n"))
-		}
-	})
-	p.addr = p.waitLog(t, ready)
-	return p
-}
-
-func (p *pop3Server) lines() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.log)
-}
-
-// waitLog waits for a log line for which match returns non-empty, and
-// returns that.
-func (p *pop3Server) waitLog(t *testing.T, match func(line string) string) string {
-	t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		for _, l := range p.lines() {
-			if s := match(l); s != "" {
-				return s
-			}
-		}
-		select {
-		case <-p.more:
-		case <-p.done:
-			for _, l := range p.lines() {
-				if s := match(l); s != "" {
-					return s
-				}
-			}
-			t.Fatalf("pop3d ended without the expected log line; log:\n%s", strings.Join(p.lines(), "\n"))
-		case <-timeout:
-			t.Fatalf("no expected log line after 60s; log:\n%s", strings.Join(p.lines(), "\n"))
-		}
-	}
+	return runDaemon(t, exec.Command(Bin(t, "pop3d"), args...), listenAddr)
 }
 
 // waitSession waits for the n-th session log line and returns it.
-func (p *pop3Server) waitSession(t *testing.T, n int) string {
+func (p *daemon) waitSession(t *testing.T, n int) string {
 	t.Helper()
 	return p.waitLog(t, func(string) string {
 		var sessions []string
@@ -834,7 +747,7 @@ func TestPOP3dSocketActivation(t *testing.T) {
 	l.Close()
 	cmd := exec.Command(ssa, "--inetd", "--accept", "-l", addr,
 		Bin(t, "pop3d"), "--root", root, "--hostname", "pop.test", "--allow-plaintext-loopback")
-	srv := runPOP3d(t, cmd, func(line string) string {
+	srv := runDaemon(t, cmd, func(line string) string {
 		if strings.HasPrefix(line, "Listening on "+addr) {
 			return addr
 		}

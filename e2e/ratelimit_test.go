@@ -37,7 +37,7 @@ func TestRateLimitConnectionsAcrossProcesses(t *testing.T) {
 	l.Close()
 	cmd := exec.Command(tcpserver, "-v", "-R", "-H", "-l", "0", host, port,
 		Bin(t, "smtpd"), "--root", root, "--hostname", "mx.test")
-	srv := runSMTPd(t, cmd, func(line string) string {
+	srv := runDaemon(t, cmd, func(line string) string {
 		if strings.HasPrefix(line, "tcpserver: status: 0/") {
 			return addr
 		}

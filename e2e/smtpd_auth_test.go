@@ -272,12 +272,7 @@ func TestSMTPdKilledWhileHoldingLeavesNothing(t *testing.T) {
 	tmp := t.TempDir()
 	cmd := exec.Command(Bin(t, "smtpd"), "--root", root, "--listen", "127.0.0.1:0", "--hostname", "mx.test", "--dns", dns.Addr)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	srv := runSMTPd(t, cmd, func(line string) string {
-		if m := smtpListenLine.FindStringSubmatch(line); m != nil {
-			return m[1]
-		}
-		return ""
-	})
+	srv := runDaemon(t, cmd, listenAddr)
 	c := smtpDial(t, srv.addr)
 	c.cmd("EHLO client.test", 250)
 	c.cmd("MAIL FROM:<a@pass.test>", 250)

@@ -14,10 +14,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -73,108 +71,12 @@ func smtpWriteEtc(t *testing.T, root, name, content string) {
 	}
 }
 
-// smtpProc is a running smtpd (or its launcher) and its log.
-type smtpProc struct {
-	cmd  *exec.Cmd
-	addr string
-	mu   sync.Mutex
-	log  []string
-	more chan struct{}
-	done chan struct{}
-}
-
-var smtpListenLine = regexp.MustCompile(`mode=listen addr=(\S+)`)
-
 // startSMTPd runs smtpd on root with --listen 127.0.0.1:0 and the args, and
 // returns once it logged its address.
-func startSMTPd(t *testing.T, root string, args ...string) *smtpProc {
+func startSMTPd(t *testing.T, root string, args ...string) *daemon {
 	t.Helper()
 	args = append([]string{"--root", root, "--listen", "127.0.0.1:0", "--hostname", "mx.test", "--auth-failure-delay", "1ms"}, args...)
-	return runSMTPd(t, exec.Command(Bin(t, "smtpd"), args...), func(line string) string {
-		if m := smtpListenLine.FindStringSubmatch(line); m != nil {
-			return m[1]
-		}
-		return ""
-	})
-}
-
-// runSMTPd starts cmd and waits for the stderr line for which ready gives
-// the address to connect to.
-func runSMTPd(t *testing.T, cmd *exec.Cmd, ready func(line string) string) *smtpProc {
-	t.Helper()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &smtpProc{cmd: cmd, more: make(chan struct{}, 1), done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log = append(p.log, sc.Text())
-			p.mu.Unlock()
-			select {
-			case p.more <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		<-p.done
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", cmd.Path, strings.Join(p.lines(), "\n"))
-		}
-	})
-	p.addr = p.waitLog(t, ready)
-	return p
-}
-
-func (p *smtpProc) lines() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.log)
-}
-
-// waitLog waits for a log line for which match is not empty.
-func (p *smtpProc) waitLog(t *testing.T, match func(line string) string) string {
-	t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		for _, l := range p.lines() {
-			if s := match(l); s != "" {
-				return s
-			}
-		}
-		select {
-		case <-p.more:
-		case <-p.done:
-			for _, l := range p.lines() {
-				if s := match(l); s != "" {
-					return s
-				}
-			}
-			t.Fatalf("smtpd ended without the expected log line; log:\n%s", strings.Join(p.lines(), "\n"))
-		case <-timeout:
-			t.Fatalf("no expected log line after 60s; log:\n%s", strings.Join(p.lines(), "\n"))
-		}
-	}
-}
-
-// waitContains waits for a log line containing s and returns it.
-func (p *smtpProc) waitContains(t *testing.T, s string) string {
-	t.Helper()
-	return p.waitLog(t, func(l string) string {
-		if strings.Contains(l, s) {
-			return l
-		}
-		return ""
-	})
+	return runDaemon(t, exec.Command(Bin(t, "smtpd"), args...), listenAddr)
 }
 
 // smtpSpool lists the spool's entries.
@@ -675,7 +577,7 @@ func TestSMTPdSocketActivationImplicitTLS(t *testing.T) {
 	l.Close()
 	cmd := exec.Command(ssa, "--accept", "-l", addr,
 		Bin(t, "smtpd"), "--root", root, "--hostname", "mx.test", "--submission", "--tls-implicit")
-	srv := runSMTPd(t, cmd, func(line string) string {
+	srv := runDaemon(t, cmd, func(line string) string {
 		if strings.HasPrefix(line, "Listening on "+addr) {
 			return addr
 		}
@@ -723,7 +625,7 @@ func TestSMTPdTcpserverSTARTTLS(t *testing.T) {
 	l.Close()
 	cmd := exec.Command(tcpserver, "-v", "-R", "-H", "-l", "0", host, port,
 		Bin(t, "smtpd"), "--root", root, "--hostname", "mx.test")
-	srv := runSMTPd(t, cmd, func(line string) string {
+	srv := runDaemon(t, cmd, func(line string) string {
 		if strings.HasPrefix(line, "tcpserver: status: 0/") {
 			return addr
 		}
