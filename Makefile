@@ -31,7 +31,7 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 fuzz:
-	FUZZTIME=$(LONGFUZZ) scripts/fuzz.sh
+	FUZZ_SAVE=1 FUZZTIME=$(LONGFUZZ) scripts/fuzz.sh
 
 bench: build
 	scripts/bench.sh
