@@ -9,6 +9,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/postkit/postkit/inetd"
 )
 
 // Defaults for the Server's zero-valued fields.
@@ -25,6 +27,9 @@ const (
 	// maxBadCommands is how many unknown, malformed or refused commands a
 	// connection gets before it is closed.
 	maxBadCommands = 20
+	// refuseTimeout bounds the refusal sent to a connection over the
+	// session limits, TLS handshake included.
+	refuseTimeout = 10 * time.Second
 )
 
 // ErrBadCredentials is returned by an Authenticator when the address or the
@@ -64,12 +69,20 @@ type Server struct {
 	Authenticate Authenticator
 	// Open opens the mailbox after a successful login.
 	Open Opener
+	// MaxSessions caps the concurrent sessions of all of Serve's and
+	// ServeConn's connections, MaxSessionsPerClient those from one IP
+	// address; more get "-ERR [SYS/TEMP]" and are closed. Zero means
+	// inetd.DefaultMaxSessions and inetd.DefaultMaxSessionsPerClient.
+	MaxSessions, MaxSessionsPerClient int
 	// Log receives one key=value line per session, and one per error or
 	// warning. Nil means log.Default().
 	Log *log.Logger
 
 	// sleep waits before a failed login is answered; tests replace it.
 	sleep func(time.Duration)
+
+	limitOnce sync.Once
+	limit     inetd.SessionLimit
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -136,12 +149,38 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // ServeConn runs one POP3 session on c and closes c when it ends.
 func (s *Server) ServeConn(c net.Conn) {
+	release, refused := s.sessionLimit().Admit(c.RemoteAddr())
+	if release == nil {
+		s.refuse(c, refused)
+		return
+	}
 	if !s.track(c) {
+		release()
 		c.Close()
 		return
 	}
 	defer s.untrack(c)
+	// Before untrack, so that a session no longer tracked holds no place.
+	defer release()
 	newSession(s, c).run()
+}
+
+func (s *Server) sessionLimit() *inetd.SessionLimit {
+	s.limitOnce.Do(func() {
+		s.limit.Max = s.MaxSessions
+		s.limit.MaxPerClient = s.MaxSessionsPerClient
+	})
+	return &s.limit
+}
+
+// refuse tells a connection over the session limits to come back later and
+// closes it, in place of the greeting. [SYS/TEMP] is RFC 3206 §3's code for
+// a temporary problem of the server: the client should try again later.
+func (s *Server) refuse(c net.Conn, reason string) {
+	s.logger().Printf("refused client=%s reason=%s", quote(c.RemoteAddr().String()), reason)
+	c.SetDeadline(time.Now().Add(refuseTimeout))
+	io.WriteString(c, "-ERR [SYS/TEMP] too many connections\r\n")
+	c.Close()
 }
 
 func (s *Server) track(c net.Conn) bool {
