@@ -7,7 +7,6 @@ package dnsquery
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -49,48 +48,21 @@ func Configured(root control.Root, dnsFlag, resolvConf string) (*mx.Resolver, er
 // New returns a Resolver asking the servers of r.
 func New(r *mx.Resolver) *Resolver { return &Resolver{Resolver: r} }
 
-// Query returns the answer records of type qtype for name. NXDOMAIN wraps
-// mx.ErrNotFound; a name with no records of the type gives none and no
-// error.
+// Query returns the answer records of type qtype for name, asked with
+// mx.Resolver.Exchange. NXDOMAIN wraps mx.ErrNotFound; a name with no records
+// of the type gives none and no error.
 func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
-	if len(r.Servers) == 0 {
-		return nil, errors.New("dnsquery: no name server configured")
+	in, err := r.Exchange(ctx, name, qtype)
+	if err != nil {
+		return nil, err
 	}
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), qtype)
-	m.RecursionDesired = true
-	m.SetEdns0(1232, false)
-	timeout := r.Timeout
-	if timeout <= 0 {
-		timeout = mx.DefaultTimeout
+	var out []dns.RR
+	for _, rr := range in.Answer {
+		if rr.Header().Rrtype == qtype {
+			out = append(out, rr)
+		}
 	}
-	var last error
-	for _, server := range r.Servers {
-		c := &dns.Client{Net: "udp", Timeout: timeout}
-		in, _, err := c.ExchangeContext(ctx, m, server)
-		if err == nil && in.Truncated {
-			c.Net = "tcp"
-			in, _, err = c.ExchangeContext(ctx, m, server)
-		}
-		if err != nil {
-			last = fmt.Errorf("dnsquery: %s %s at %s: %w", dns.TypeToString[qtype], name, server, err)
-			continue
-		}
-		switch in.Rcode {
-		case dns.RcodeSuccess:
-			var out []dns.RR
-			for _, rr := range in.Answer {
-				if rr.Header().Rrtype == qtype {
-					out = append(out, rr)
-				}
-			}
-			return out, nil
-		case dns.RcodeNameError:
-			return nil, fmt.Errorf("%w: %s (NXDOMAIN)", mx.ErrNotFound, name)
-		}
-		last = fmt.Errorf("dnsquery: %s %s at %s: %s", dns.TypeToString[qtype], name, server, dns.RcodeToString[in.Rcode])
-	}
-	return nil, last
+	return out, nil
 }
 
 // TXT returns the TXT records of name, each one's strings joined (RFC 7208

@@ -120,7 +120,7 @@ type Host struct {
 // preferred first, in random order among equal preferences. A domain with
 // no MX records but an address is its own implicit MX.
 func (r *Resolver) Hosts(ctx context.Context, domain string) ([]Host, error) {
-	in, err := r.query(ctx, domain, dns.TypeMX)
+	in, err := r.Exchange(ctx, domain, dns.TypeMX)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (r *Resolver) Addrs(ctx context.Context, host string) ([]netip.Addr, error)
 	var addrs []netip.Addr
 	var errs []error
 	for _, qtype := range []uint16{dns.TypeAAAA, dns.TypeA} {
-		in, err := r.query(ctx, host, qtype)
+		in, err := r.Exchange(ctx, host, qtype)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -195,9 +195,13 @@ func (r *Resolver) Addrs(ctx context.Context, host string) ([]netip.Addr, error)
 	return nil, fmt.Errorf("%w: %s has no IPv6 or IPv4 address", ErrNotFound, host)
 }
 
-// query asks each server in turn until one answers: NOERROR (possibly with
-// no records of the type), or NXDOMAIN, which wraps ErrNotFound.
-func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+// Exchange asks r's servers in turn, over UDP and again over TCP when the
+// answer is truncated, until one answers: NOERROR (possibly with no records
+// of the type), or NXDOMAIN, which wraps ErrNotFound. SERVFAIL, REFUSED and
+// network errors move on to the next server; when none answers, the last
+// failure is returned (temporary: not Permanent). Package dnsquery builds its
+// TXT, PTR and A lookups on it.
+func (r *Resolver) Exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	if len(r.Servers) == 0 {
 		return nil, errors.New("mx: no name server configured")
 	}
