@@ -132,11 +132,12 @@ func mailRows(binDir string, n, rounds int) []row {
 			for k := range sides {
 				side := (k + round) % len(sides)
 				rate := sides[side][i]()
-				best := &rows[i].postkit
+				best, name := &rows[i].postkit, "postkit"
 				if side == 1 {
-					best = &rows[i].peer
+					best, name = &rows[i].peer, "Postfix"
 				}
 				*best = max(*best, rate)
+				fmt.Fprintf(os.Stderr, "bench: round %d, %s, %s: %.1f/s\n", round+1, rows[i].workload, name, rate)
 			}
 		}
 	}
