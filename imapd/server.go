@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/inetd"
 )
 
 // Defaults for the Server's zero-valued fields.
@@ -34,6 +35,10 @@ const (
 	MinAppendLimit = 4096
 	// maxAppendLimit is what APPENDLIMIT can express (go-imap's uint32).
 	maxAppendLimit = 1<<32 - 1
+	// greetingTimeout bounds the implicit TLS handshake that writing the
+	// greeting (or the refusal) starts: go-imap sets its first read
+	// deadline only after the greeting, as long as its command timeout.
+	greetingTimeout = 30 * time.Second
 )
 
 // Capabilities are what the server advertises besides what go-imap adds
@@ -82,6 +87,11 @@ type Server struct {
 	// means DefaultAppendLimit; less than MinAppendLimit counts as
 	// MinAppendLimit.
 	AppendLimit int64
+	// MaxSessions caps the concurrent sessions of all of Serve's
+	// listeners, MaxSessionsPerClient those from one IP address; more get
+	// "* BYE" instead of the greeting. Zero means inetd.DefaultMaxSessions
+	// and inetd.DefaultMaxSessionsPerClient.
+	MaxSessions, MaxSessionsPerClient int
 	// Log receives one line per session and errors. Nil means
 	// log.Default().
 	Log *log.Logger
@@ -90,6 +100,7 @@ type Server struct {
 	sleep func(time.Duration)
 
 	folders  folders // shared between sessions
+	limit    inetd.SessionLimit
 	once     sync.Once
 	secure   *imapserver.Server // logins need TLS
 	loopback *imapserver.Server // plain-text logins allowed
@@ -123,11 +134,11 @@ func (s *Server) appendLimit() int64 {
 
 func (s *Server) init() {
 	s.once.Do(func() {
+		s.limit.Max = s.MaxSessions
+		s.limit.MaxPerClient = s.MaxSessionsPerClient
 		newServer := func(insecureAuth bool) *imapserver.Server {
 			return imapserver.New(&imapserver.Options{
-				NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-					return newSession(s, c), nil, nil
-				},
+				NewSession:   s.newSession,
 				Caps:         Capabilities,
 				Logger:       logAdapter{s.logger()},
 				TLSConfig:    s.TLSConfig,
@@ -182,6 +193,23 @@ func (s *Server) Serve(ln net.Listener) error {
 	<-done
 	<-done
 	return err
+}
+
+// newSession admits a connection before go-imap greets it. One over the
+// session limits is answered with BYE in place of the greeting and closed
+// (RFC 9051 §7.1.5: the server refuses to accept the connection); go-imap
+// writes the BYE and closes the connection when NewSession fails with it.
+func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	nc := c.NetConn()
+	nc.SetReadDeadline(time.Now().Add(greetingTimeout))
+	release, refused := s.limit.Admit(nc.RemoteAddr())
+	if release == nil {
+		s.logger().Printf("refused client=%s reason=%s", nc.RemoteAddr(), refused)
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "too many connections"}
+	}
+	sess := newSession(s, c)
+	sess.release = release
+	return sess, nil, nil
 }
 
 func isLoopback(a net.Addr) bool {

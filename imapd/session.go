@@ -20,6 +20,8 @@ type session struct {
 	conn   *imapserver.Conn
 	client string
 	start  time.Time
+	// release frees the session's place under the server's limits.
+	release func()
 
 	// After a successful login:
 	user string
@@ -56,6 +58,11 @@ func (s *session) Close() error {
 	user := s.user
 	if user == "" {
 		user = "-"
+	}
+	// Before the log line, so that whoever sees the line finds the place
+	// free.
+	if s.release != nil {
+		s.release()
 	}
 	s.srv.logger().Printf("session client=%s user=%s tls=%t appended=%d copied=%d expunged=%d duration=%s result=%s",
 		s.client, quote(user), isTLS, s.appended, s.copied, s.expunged, time.Since(s.start).Round(time.Millisecond), result)
