@@ -31,6 +31,11 @@ func (a *attempt) apply(ctx context.Context, b batch) {
 	env := a.env
 	now := time.Now()
 	var failed, succeeded []dsn.Recipient
+	// bouncing is the failed recipients (by index) that the bounce
+	// reports; logs holds their outcome lines, written once it is known
+	// whether the bounce was enqueued.
+	var bouncing []int
+	var logs []func()
 	changed := false
 	for i, j := range b.jobs {
 		o := b.outcomes[i]
@@ -48,6 +53,7 @@ func (a *attempt) apply(ctx context.Context, b batch) {
 			o.reply = "message expired after " + a.r.cfg.Lifetime.String() + " in the queue; last error: " + o.reply
 		}
 		status := o.status.String()
+		bounce := false
 		switch o.status {
 		case remote.Delivered:
 			rc.State, rc.LastError = spool.Delivered, ""
@@ -65,13 +71,40 @@ func (a *attempt) apply(ctx context.Context, b batch) {
 			rc.State, rc.LastError = spool.Failed, o.reply
 			if notifies(rc.Notify, "FAILURE") {
 				failed = append(failed, a.dsnRecipient(rc, o, dsn.Failed))
+				bouncing = append(bouncing, j.rcpt)
+				bounce = true
 			}
 		}
-		a.r.cfg.Logf("id=%s rcpt=%s status=%s relay=%s code=%s reply=%q attempts=%d delay=%s",
-			env.ID, maillog.Quote(rc.Address), status, relayName(o.relay), maillog.Quote(o.code), o.reply, rc.Attempts, now.Sub(env.Arrival).Round(time.Millisecond))
-		a.r.cfg.Outcome(rc.Address, status)
+		if bounce {
+			// Logged as bounced once the bounce is enqueued, or as
+			// deferred if it is not.
+			logs = append(logs, func() {
+				if rc.State == spool.Pending {
+					a.logOutcome(rc, o, remote.TempFail.String(), rc.LastError, now)
+					return
+				}
+				a.logOutcome(rc, o, status, o.reply, now)
+			})
+			continue
+		}
+		a.logOutcome(rc, o, status, o.reply, now)
 	}
-	a.notify(failed)
+	if !a.notify(failed) {
+		// The sender must learn of the failure: the recipients stay
+		// pending, so the next attempt (with backoff, also after the
+		// queue lifetime) reaches the same outcome and tries the
+		// bounce again. A crash in between does the same.
+		for _, i := range bouncing {
+			rc := &env.Recipients[i]
+			rc.State = spool.Pending
+			rc.LastError += " (bounce not enqueued; will retry)"
+		}
+	}
+	for _, log := range logs {
+		log()
+	}
+	// A success report that cannot be enqueued is not worth a second
+	// delivery: it is logged (event=dsn status=failed) and dropped.
 	a.notify(succeeded)
 	switch {
 	case !changed:
@@ -84,6 +117,15 @@ func (a *attempt) apply(ctx context.Context, b batch) {
 	default:
 		a.update()
 	}
+}
+
+// logOutcome logs rc's outcome o with status and reply, and tells
+// Config.Outcome.
+func (a *attempt) logOutcome(rc *spool.Recipient, o outcome, status, reply string, now time.Time) {
+	env := a.env
+	a.r.cfg.Logf("id=%s rcpt=%s status=%s relay=%s code=%s reply=%q attempts=%d delay=%s",
+		env.ID, maillog.Quote(rc.Address), status, relayName(o.relay), maillog.Quote(o.code), reply, rc.Attempts, now.Sub(env.Arrival).Round(time.Millisecond))
+	a.r.cfg.Outcome(rc.Address, status)
 }
 
 func relayName(r string) string {
@@ -126,24 +168,27 @@ func (a *attempt) dsnRecipient(rc *spool.Recipient, o outcome, action dsn.Action
 	return r
 }
 
-// notify enqueues one report about rcpts to the envelope sender. Reports
-// go with the null sender, and none goes to the null sender: that is what
-// keeps a bounce from bouncing (RFC 5321 §4.5.5).
-func (a *attempt) notify(rcpts []dsn.Recipient) {
+// notify enqueues one report about rcpts to the envelope sender and
+// reports whether the sender is taken care of: the report enqueued, or
+// none needed. Reports go with the null sender, and none goes to the null
+// sender: that is what keeps a bounce from bouncing (RFC 5321 §4.5.5).
+// It reports false when the report could not be made or enqueued (a full
+// spool); the caller decides whether to try again later.
+func (a *attempt) notify(rcpts []dsn.Recipient) bool {
 	if len(rcpts) == 0 {
-		return
+		return true
 	}
 	env := a.env
 	if env.From == "" {
 		for _, r := range rcpts {
 			a.r.cfg.Logf("id=%s rcpt=%s event=dsn action=%s status=dropped reason=%q", env.ID, maillog.Quote(r.Address), r.Action, "null sender")
 		}
-		return
+		return true
 	}
 	f, err := a.l.OpenMessage()
 	if err != nil {
-		a.r.cfg.Logf("id=%s event=dsn status=failed error=%q", env.ID, err)
-		return
+		a.r.cfg.Logf("id=%s event=dsn action=%s status=failed error=%q", env.ID, rcpts[0].Action, err)
+		return false
 	}
 	defer f.Close()
 	rep := &dsn.Report{
@@ -158,8 +203,8 @@ func (a *attempt) notify(rcpts []dsn.Recipient) {
 	}
 	data, err := dsn.Build(rep, f)
 	if err != nil {
-		a.r.cfg.Logf("id=%s event=dsn status=failed error=%q", env.ID, err)
-		return
+		a.r.cfg.Logf("id=%s event=dsn action=%s status=failed error=%q", env.ID, rcpts[0].Action, err)
+		return false
 	}
 	body := ""
 	for _, c := range data {
@@ -174,16 +219,19 @@ func (a *attempt) notify(rcpts []dsn.Recipient) {
 		Body:       body,
 		SMTPUTF8:   env.SMTPUTF8,
 	}
-	id, err := a.r.spool.Enqueue(notice, bytes.NewReader(data))
+	id, err := a.r.enqueueNotice(notice, bytes.NewReader(data))
 	if err != nil {
 		a.r.cfg.Logf("id=%s event=dsn action=%s status=failed error=%q", env.ID, rcpts[0].Action, err)
-		return
+		return false
 	}
 	a.r.cfg.Logf("id=%s event=dsn action=%s to=%s rcpts=%d dsn_id=%s", env.ID, rcpts[0].Action, maillog.Quote("<"+env.From+">"), len(rcpts), id)
+	return true
 }
 
 // warnDelay sends the delay notification once the entry is older than
-// DelayWarning, to the recipients whose NOTIFY allows it.
+// DelayWarning, to the recipients whose NOTIFY allows it. DelayNotified
+// records that it went: a warning that could not be enqueued is tried
+// again at the next attempt.
 func (a *attempt) warnDelay(now time.Time) {
 	env := a.env
 	if env.DelayNotified || a.r.cfg.DelayWarning <= 0 || now.Sub(env.Arrival) < a.r.cfg.DelayWarning {
@@ -207,14 +255,17 @@ func (a *attempt) warnDelay(now time.Time) {
 			WillRetryUntil: env.Arrival.Add(a.r.cfg.Lifetime),
 		})
 	}
-	a.notify(rcpts)
-	env.DelayNotified = true
+	if a.notify(rcpts) {
+		env.DelayNotified = true
+	}
 }
 
 // nextAttempt is when the entry is tried again: RetryMin after the first
 // attempt, doubling with every further one up to RetryMax, with ±10%
 // jitter so that entries deferred together do not come back together; and
 // never after the end of the queue lifetime, when the last try is made.
+// An entry still pending after its lifetime (its bounce could not be
+// enqueued) keeps backing off rather than being due at every scan.
 func (a *attempt) nextAttempt(now time.Time) time.Time {
 	n := 1
 	for _, rc := range a.env.Recipients {
@@ -229,11 +280,8 @@ func (a *attempt) nextAttempt(now time.Time) time.Time {
 	delay = min(delay, a.r.cfg.RetryMax)
 	delay = time.Duration(float64(delay) * (0.9 + 0.2*rand.Float64()))
 	next := now.Add(delay)
-	if end := a.env.Arrival.Add(a.r.cfg.Lifetime); next.After(end) {
+	if end := a.env.Arrival.Add(a.r.cfg.Lifetime); next.After(end) && end.After(now) {
 		next = end
-		if end.Before(now) {
-			next = now
-		}
 	}
 	return next
 }

@@ -34,6 +34,24 @@
 // flight is still pending in the envelope and is delivered again later (the
 // only duplicate possible), and a notification may at worst be sent twice.
 //
+// # When a notification cannot be enqueued
+//
+// Notifications are entries of the same spool, so a full spool can refuse
+// them (logged as event=dsn status=failed). A failed recipient whose bounce
+// was not enqueued is not recorded as failed: it stays pending (logged as
+// status=deferred, its last error saying why), so the next attempt reaches
+// the same outcome and tries the bounce again; the sender is never left
+// without word. Its retries follow the usual backoff, also after the queue
+// lifetime, when an entry is otherwise never deferred. A delay warning that
+// was not enqueued is not recorded either (delay-notified stays false) and
+// is tried again at the next attempt. A success report that cannot be
+// enqueued is logged and dropped: delivering again to report it would be
+// worse than the missing report.
+//
+// An entry whose outcomes the runner keeps in memory (below) is tried when
+// its retry in memory falls due: `sendq flush` does not hurry it, since
+// the envelope on disk is already due and flush leaves it unchanged.
+//
 // # When the envelope cannot be written
 //
 // A full or read-only file system, or an I/O error, can make the update
@@ -63,6 +81,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"sync"
 	"time"
@@ -140,6 +159,9 @@ type Runner struct {
 	// records; tests replace them to make the writes fail.
 	updateEntry func(*spool.EntryLock, *spool.Envelope) error
 	removeEntry func(*spool.EntryLock) error
+	// enqueueNotice enqueues a delivery status notification; tests
+	// replace it to make the enqueueing fail.
+	enqueueNotice func(*spool.Envelope, io.Reader) (string, error)
 }
 
 // destination is the state shared by the deliveries to one destination.
@@ -183,6 +205,9 @@ func New(cfg Config, sp *spool.Spool) *Runner {
 		unrecorded:  map[string]*unrecorded{},
 		updateEntry: (*spool.EntryLock).Update,
 		removeEntry: (*spool.EntryLock).Remove,
+		enqueueNotice: func(env *spool.Envelope, msg io.Reader) (string, error) {
+			return sp.Enqueue(env, msg)
+		},
 	}
 }
 

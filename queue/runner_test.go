@@ -451,6 +451,12 @@ func TestBackoff(t *testing.T) {
 	if got := a.nextAttempt(now); !got.Equal(now.Add(time.Minute)) {
 		t.Errorf("next attempt near expiry = %v, want the expiry %v", got, now.Add(time.Minute))
 	}
+	// After it (a bounce that could not be enqueued), the backoff goes on:
+	// never due at once.
+	a = &attempt{r: r, env: &spool.Envelope{Arrival: now.Add(-2 * time.Hour), Recipients: []spool.Recipient{{Attempts: 2}}}}
+	if got, want := a.nextAttempt(now).Sub(now), 2*time.Minute; got < want*9/10 || got > want*11/10 {
+		t.Errorf("next attempt after expiry in %v, want %v ±10%%", got, want)
+	}
 }
 
 func TestDeliveredRecipientIsNeverTriedAgain(t *testing.T) {
