@@ -16,6 +16,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/postkit/postkit/maildir"
 	"github.com/postkit/postkit/safefile"
 )
 
@@ -305,7 +306,7 @@ func (c *Cache) lookup(base string, want Fields) (e Entry, have Fields, stale bo
 		})
 	}
 	e, have = decodeEntry(raw[:], want|FieldSize|FieldVSize)
-	size, vsize := nameSizes(base)
+	size, vsize := maildir.NameSizes(base)
 	if (size >= 0 && have&FieldSize != 0 && e.Size != size) ||
 		(vsize >= 0 && have&FieldVSize != 0 && e.VSize != vsize) {
 		return Entry{Size: -1, VSize: -1}, 0, true

@@ -22,6 +22,9 @@ func FuzzParseName(f *testing.F) {
 		if n.Size < -1 || n.VSize < -1 {
 			t.Fatalf("ParseName(%q) = %+v: negative size", file, n)
 		}
+		if size, vsize := NameSizes(file); size != n.Size || vsize != n.VSize {
+			t.Fatalf("NameSizes(%q) = %d, %d, want %d, %d as ParseName", file, size, vsize, n.Size, n.VSize)
+		}
 		// String and ParseName agree: taking apart what String built gives
 		// the same Name.
 		if again := ParseName(n.String()); again != n {

@@ -58,6 +58,34 @@ func ParseName(filename string) Name {
 	return n
 }
 
+// NameSizes returns the Size and VSize that ParseName would give filename
+// (-1 when absent) without ParseName's allocations, for readers that look
+// at the sizes of every message of a folder, such as an IMAP FETCH or a
+// uidlist sync.
+func NameSizes(filename string) (size, vsize int64) {
+	size, vsize = -1, -1
+	if i := strings.IndexByte(filename, ':'); i >= 0 {
+		if !strings.HasPrefix(filename[i+1:], "2,") {
+			return size, vsize
+		}
+		filename = filename[:i]
+	}
+	first := true
+	for f := range strings.SplitSeq(filename, ",") {
+		if first {
+			first = false
+			continue
+		}
+		if v, ok := sizeField(f, "S="); ok {
+			size = v
+		} else if v, ok := sizeField(f, "W="); ok {
+			vsize = v
+		}
+	}
+	return size, vsize
+}
+
+// sizeField parses f as prefix and decimal digits.
 func sizeField(f, prefix string) (int64, bool) {
 	digits, ok := strings.CutPrefix(f, prefix)
 	if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" {

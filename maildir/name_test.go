@@ -48,6 +48,28 @@ func TestParseName(t *testing.T) {
 	}
 }
 
+func TestNameSizes(t *testing.T) {
+	for _, name := range []string{
+		"1795336972.M123456P4242Q1R8f3a0c1d2e4b5a69.mx,S=1834",
+		"1795336980.M5P9Q2R0011223344556677.mx,S=2210,W=2270",
+		"1795336980.M5P9Q2R0011223344556677.mx,S=2210,W=2270:2,FS",
+		"1795336980.M5P9Q2.mx,W=2270,S=2210",
+		"1000000010.M1P1Q10.host",
+		"1000000010.M1P1Q10.host:2,",
+		"1000000010.M1P1Q10.host,S=12:1,S=99",
+		"1000000010.M1P1Q10.host,S=,W=x1",
+		"1000000010.M1P1Q10.host,S=1,S=2,W=99999999999999999999",
+		"S=5,W=6",
+		",S=5",
+		"",
+	} {
+		n := ParseName(name)
+		if size, vsize := NameSizes(name); size != n.Size || vsize != n.VSize {
+			t.Errorf("NameSizes(%q) = %d, %d, want %d, %d as ParseName", name, size, vsize, n.Size, n.VSize)
+		}
+	}
+}
+
 func TestHasFlag(t *testing.T) {
 	n := ParseName("b,S=1,W=1:2,FS")
 	if !n.HasFlag(FlagSeen) || !n.HasFlag(FlagFlagged) || n.HasFlag(FlagReplied) {

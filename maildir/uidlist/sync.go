@@ -606,41 +606,6 @@ func sortNames(names []string) {
 	}
 }
 
-// nameSizes returns the ",S=" and ",W=" sizes of a file name as
-// maildir.ParseName does (-1 when absent), without its allocations.
-func nameSizes(name string) (size, vsize int64) {
-	size, vsize = -1, -1
-	if i := strings.IndexByte(name, ':'); i >= 0 {
-		if !strings.HasPrefix(name[i+1:], "2,") {
-			return size, vsize
-		}
-		name = name[:i]
-	}
-	first := true
-	for field := range strings.SplitSeq(name, ",") {
-		if first {
-			first = false
-			continue
-		}
-		if v, ok := sizeValue(field, "S="); ok {
-			size = v
-		} else if v, ok := sizeValue(field, "W="); ok {
-			vsize = v
-		}
-	}
-	return size, vsize
-}
-
-// sizeValue parses field as prefix and decimal digits.
-func sizeValue(field, prefix string) (int64, bool) {
-	digits, ok := strings.CutPrefix(field, prefix)
-	if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(digits, 10, 64)
-	return v, err == nil
-}
-
 // buildState pairs the list's records with the scanned files.
 func buildState(l *List, sc *scan) *State {
 	s := &State{UIDValidity: l.UIDValidity, NextUID: l.NextUID, GUID: l.GUID}
@@ -650,7 +615,7 @@ func buildState(l *List, sc *scan) *State {
 		if !ok {
 			continue
 		}
-		size, vsize := nameSizes(path.Base(file))
+		size, vsize := maildir.NameSizes(path.Base(file))
 		e := Entry{UID: r.UID, Base: r.Name, Filename: file, Size: size, VSize: vsize, GUID: r.Name, Ext: r.Ext}
 		if e.Size < 0 {
 			e.Size = extSize(r, 'S')
