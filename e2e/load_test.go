@@ -381,7 +381,8 @@ func TestLoadSessions(t *testing.T) {
 	limit := fmt.Sprint(loadSMTPSessions + 100)
 	mx := startSMTPd(t, root, "--max-sessions", limit, "--max-sessions-per-client", limit)
 	slow := startSMTPd(t, root, "--command-timeout", loadSlowTimeout.String(), "--max-sessions", "200", "--max-sessions-per-client", "200")
-	imapd := startIMAPd(t, root, "--allow-plaintext-loopback")
+	imapLimit := fmt.Sprint(loadIMAPSessions + 100) // all from 127.0.0.1, slow clients included
+	imapd := startIMAPd(t, root, "--allow-plaintext-loopback", "--max-sessions", imapLimit, "--max-sessions-per-client", imapLimit)
 	usage := func(when string) {
 		t.Logf("%s: smtpd %s; smtpd (slow clients) %s; imapd %s; test process %s", when,
 			procUsage(mx.cmd.Process.Pid), procUsage(slow.cmd.Process.Pid), procUsage(imapd.cmd.Process.Pid), procUsage(os.Getpid()))
