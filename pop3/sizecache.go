@@ -64,7 +64,10 @@ func parseSizeCache(data []byte) map[string]cachedSize {
 		s, key, ok2 := strings.Cut(rest, " ")
 		vsize, err1 := strconv.ParseInt(vs, 10, 64)
 		size, err2 := strconv.ParseInt(s, 10, 64)
-		if !ok1 || !ok2 || err1 != nil || err2 != nil || vsize < 0 || size < 0 || key == "" {
+		// A key with CR is one marshalSizeCache would never write (a
+		// damaged file, or bufio's line split leaving a CR): skip it so
+		// that what is read is always what could be written back.
+		if !ok1 || !ok2 || err1 != nil || err2 != nil || vsize < 0 || size < 0 || key == "" || strings.ContainsRune(key, '\r') {
 			continue
 		}
 		cache[key] = cachedSize{vsize: vsize, size: size}
