@@ -421,8 +421,12 @@ func (c *Cache) Save(keep func(base string) bool) error {
 		return fmt.Errorf("imapcache: %w", err)
 	}
 	defer lock.Unlock()
-	c.loaded = true
-	c.reload()
+	// Under the lock the file is re-read, unless it is still the one
+	// loaded: nobody saved since.
+	if info, err := os.Stat(c.path()); !c.loaded || err != nil || stampOf(info) != c.stamp {
+		c.loaded = true
+		c.reload()
+	}
 
 	keys := make([]string, 0, len(c.pending))
 	for k := range c.pending {
@@ -492,8 +496,8 @@ func (c *Cache) Save(keep func(base string) bool) error {
 	out.Write(body)
 	data := out.Bytes()
 	data = binary.LittleEndian.AppendUint32(data, crc32.Checksum(data, castagnoli))
-	if err := safefile.WriteFile(c.path(), data, 0o600); err != nil {
-		return fmt.Errorf("imapcache: %w", err)
+	if err := replaceFile(c.path(), data); err != nil {
+		return err
 	}
 	c.pending = map[string]map[byte][]byte{}
 	c.file, _ = parseFile(data)
@@ -507,4 +511,30 @@ func appendField(b []byte, tag byte, p []byte) []byte {
 	b = append(b, tag)
 	b = binary.AppendUvarint(b, uint64(len(p)))
 	return append(b, p...)
+}
+
+// replaceFile replaces path with data through a temporary file renamed
+// over it, so that readers see the old file or the new one. Unlike
+// safefile.WriteFile it does not fsync: after a crash the file may be
+// empty or damaged, which its checksum shows, and a damaged cache is
+// ignored and rebuilt. The two fsyncs (of a file of some megabytes for a
+// large folder) made every FETCH that computed new entries wait for the
+// disk.
+func replaceFile(path string, data []byte) error {
+	tmp, err := safefile.CreateTemp(filepath.Dir(path), 0o600)
+	if err != nil {
+		return fmt.Errorf("imapcache: %w", err)
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("imapcache: write %s: %w", path, err)
+	}
+	return nil
 }

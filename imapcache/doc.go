@@ -84,12 +84,14 @@
 // # Concurrency
 //
 // Readers take no lock: writers replace the file atomically (a temporary
-// file fsynced and renamed over it, package safefile), so a reader sees the
-// old file or the new one, never a mix. A writer takes an exclusive
-// flock(2) on postkit-cache.lock, re-reads the file, merges its own new
-// entries into it (field by field; its own win), drops the entries of
+// file renamed over it), so a reader sees the old file or the new one,
+// never a mix. A writer takes an exclusive flock(2) on postkit-cache.lock,
+// re-reads the file unless it is still the one it loaded, merges its own
+// new entries into it (field by field; its own win), drops the entries of
 // messages that are gone, writes and renames, and lets go of the lock:
-// concurrent writers, in one process or several, lose no entry. A crash
-// leaves the old file or the new one, and at worst a temporary file
-// ".tmp.*" that safefile.RemoveStale cleans.
+// concurrent writers, in one process or several, lose no entry. Nothing is
+// fsynced, since the cache is only a cache: a crash leaves the old file,
+// the new one, or a file that the system did not finish writing, which
+// the checksum rejects; and at worst a temporary file ".tmp.*" that
+// safefile.RemoveStale cleans.
 package imapcache
