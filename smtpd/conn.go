@@ -218,6 +218,10 @@ func (c *conn) nextLine() bool {
 	}
 	c.lastVerb, c.lastArg = verb, arg
 	c.pending = line
+	if pm, ok := postmasterLine(verb, arg); ok {
+		// RFC 5321 §4.1.1.3: see postmasterStandIn.
+		c.pending = pm
+	}
 	return true
 }
 

@@ -124,6 +124,29 @@ func (s *session) path(prefix string, utf8 bool) (address.Address, error) {
 	return a, nil
 }
 
+// recipient returns the recipient of the RCPT command being run: its path,
+// or for "<Postmaster>" (RFC 5321 §4.1.1.3) postmaster@ the domain
+// postmasterDomain picks, which is local, so that it is never relayed.
+func (s *session) recipient(tx *transaction) (address.Address, error) {
+	if raw, ok := pathArg(s.conn.lastArg, "TO:"); !ok || !isBarePostmaster(raw) {
+		return s.path("TO:", tx.opts.UTF8)
+	}
+	domain, err := postmasterDomain(s.srv.root, s.srv.hostname, tx.resolver)
+	if err != nil {
+		s.srv.logf("error conn=%s what=%s error=%q", s.conn.info.id, logValue("choosing the postmaster's domain"), err)
+		return address.Address{}, errTempLocal
+	}
+	if domain == "" {
+		return address.Address{}, smtpError(550, smtp.EnhancedCode{5, 1, 1}, "No postmaster here: no local domain")
+	}
+	to, err := address.Parse("postmaster@" + domain)
+	if err != nil {
+		s.srv.logf("error conn=%s what=%s error=%q", s.conn.info.id, logValue("choosing the postmaster's domain"), err)
+		return address.Address{}, errTempLocal
+	}
+	return to, nil
+}
+
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
@@ -162,7 +185,7 @@ func (s *session) Rcpt(_ string, opts *smtp.RcptOptions) error {
 	if tx == nil {
 		return smtpError(503, smtp.EnhancedCode{5, 5, 1}, "MAIL first")
 	}
-	to, err := s.path("TO:", tx.opts.UTF8)
+	to, err := s.recipient(tx)
 	if err != nil {
 		return err
 	}
