@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/postkit/postkit/mx/dnstest"
 )
 
 // builtDaemons builds every program that exists under cmd/ and returns the
@@ -102,6 +104,10 @@ func startRun(t *testing.T, bin, dir string, offset int) (*exec.Cmd, []string) {
 func TestMakeRun(t *testing.T) {
 	bin := builtDaemons(t)
 	dir := filepath.Join(t.TempDir(), "run")
+	// smtpd's SPF, DKIM and DMARC lookups go to an empty DNS server on
+	// loopback, never the machine's resolver; make run keeps an etc/dns
+	// it finds.
+	writeFile(t, filepath.Join(dir, "etc", "dns"), dnstest.Start(t).Addr+"\n")
 	offset := freePortOffset(t)
 	cmd, out := startRun(t, bin, dir, offset)
 	text := strings.Join(out, "\n")

@@ -39,8 +39,11 @@ type Resolver interface {
 	LookupAddr(ctx context.Context, addr string) ([]string, error)
 }
 
-// DefaultTimeout bounds all the DNS work for one message.
-const DefaultTimeout = time.Minute
+// DefaultTimeout bounds all the DNS work for one message. The client waits
+// for it at the end of the data, so it is kept short: with the resolver
+// unreachable every message would otherwise wait the whole time. What is
+// unanswered by then is temperror, which never refuses mail.
+const DefaultTimeout = 20 * time.Second
 
 // maxSignatures is how many DKIM signatures are verified at most; the rest
 // are ignored (RFC 6376 §6.1 lets a verifier limit them).
