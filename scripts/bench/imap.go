@@ -267,9 +267,13 @@ func imapLinkMaildir(template, dir string) {
 
 var imapListenLine = regexp.MustCompile(`mode=listen addr=(\S+)`)
 
-// startPostkit runs a standalone imapd on a loopback port.
+// startPostkit runs a standalone imapd on a loopback port, its session
+// limits raised for the IDLE connections, which all come from one
+// address.
 func (b *imapBench) startPostkit(imapd string) *imapTarget {
-	cmd := exec.Command(imapd, "--root", b.root, "--listen", "127.0.0.1:0", "--allow-plaintext-loopback", "--hostname", "bench")
+	limit := strconv.Itoa(*imapIdle + 100)
+	cmd := exec.Command(imapd, "--root", b.root, "--listen", "127.0.0.1:0", "--allow-plaintext-loopback", "--hostname", "bench",
+		"--max-sessions", limit, "--max-sessions-per-client", limit)
 	addr, stop := imapStartLogging(cmd, func(line string) string {
 		if m := imapListenLine.FindStringSubmatch(line); m != nil {
 			return m[1]
