@@ -176,6 +176,22 @@ func TestIMAPdClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	imapCommands(t, c, root)
+	l := srv.waitContains(t, "imapd: session client=127.0.0.1:")
+	if !strings.Contains(l, "user=- tls=false") {
+		t.Errorf("first session's log line = %q", l)
+	}
+	l = srv.waitContains(t, "user=alice@example.org tls=true")
+	if !strings.Contains(l, "appended=1 copied=2 expunged=2") || !strings.Contains(l, "result=ok") {
+		t.Errorf("session log line = %q", l)
+	}
+}
+
+// imapCommands runs every command imapd serves, through go-imap's client,
+// on c, a connection over TLS that has not logged in yet, to the root made
+// by imapRoot.
+func imapCommands(t *testing.T, c *imapclient.Client, root string) {
+	t.Helper()
 	if err := c.Authenticate(sasl.NewPlainClient("", imapUser, imapPassword)); err != nil {
 		t.Fatalf("AUTHENTICATE PLAIN: %v", err)
 	}
@@ -311,13 +327,75 @@ func TestIMAPdClient(t *testing.T) {
 	if err := c.Logout().Wait(); err != nil {
 		t.Fatal(err)
 	}
-	l := srv.waitContains(t, "imapd: session client=127.0.0.1:")
-	if !strings.Contains(l, "user=- tls=false") {
-		t.Errorf("first session's log line = %q", l)
+}
+
+// TestIMAPdCommandsInEveryServingMode runs the command suite of
+// TestIMAPdClient against imapd started by each real launcher: --listen
+// with implicit TLS, systemd socket activation with Accept=no and
+// Accept=yes (systemd-socket-activate), and tcpserver as inetd does it
+// (the connection on standard input and output).
+func TestIMAPdCommandsInEveryServingMode(t *testing.T) {
+	ssa, _ := exec.LookPath("systemd-socket-activate")
+	tcpserver, _ := exec.LookPath("tcpserver")
+	freeAddr := func(t *testing.T) (string, string) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		return l.Addr().String(), port
 	}
-	l = srv.waitContains(t, "user=alice@example.org tls=true")
-	if !strings.Contains(l, "appended=1 copied=2 expunged=2") || !strings.Contains(l, "result=ok") {
-		t.Errorf("session log line = %q", l)
+	listening := func(addr string) func(string) string {
+		return func(line string) string {
+			if strings.HasPrefix(line, "Listening on "+addr) || strings.Contains(line, "tcpserver: status:") {
+				return addr
+			}
+			return ""
+		}
+	}
+	for _, mode := range []struct {
+		name     string
+		launcher string
+		implicit bool
+		start    func(t *testing.T, root string) *daemon
+	}{
+		{"listen, implicit TLS", "", true, func(t *testing.T, root string) *daemon {
+			return startIMAPd(t, root, "--tls-implicit")
+		}},
+		{"systemd Accept=no", ssa, false, func(t *testing.T, root string) *daemon {
+			addr, _ := freeAddr(t)
+			return runDaemon(t, exec.Command(ssa, "-l", addr, Bin(t, "imapd"), "--root", root), listening(addr))
+		}},
+		{"systemd Accept=yes, implicit TLS", ssa, true, func(t *testing.T, root string) *daemon {
+			addr, _ := freeAddr(t)
+			return runDaemon(t, exec.Command(ssa, "--accept", "-l", addr, Bin(t, "imapd"), "--root", root, "--tls-implicit"), listening(addr))
+		}},
+		{"inetd (tcpserver)", tcpserver, false, func(t *testing.T, root string) *daemon {
+			addr, port := freeAddr(t)
+			return runDaemon(t, exec.Command(tcpserver, "-v", "-R", "-H", "127.0.0.1", port, Bin(t, "imapd"), "--root", root), listening(addr))
+		}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			if mode.launcher == "" && mode.name != "listen, implicit TLS" {
+				t.Skip("launcher not installed")
+			}
+			root, cert := imapRoot(t)
+			srv := mode.start(t, root)
+			opts := &imapclient.Options{TLSConfig: imapTLSConfig(t, cert)}
+			var c *imapclient.Client
+			var err error
+			if mode.implicit {
+				c, err = imapclient.DialTLS(srv.addr, opts)
+			} else {
+				c, err = imapclient.DialStartTLS(srv.addr, opts)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			imapCommands(t, c, root)
+		})
 	}
 }
 
