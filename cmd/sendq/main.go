@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -55,30 +56,43 @@ func main() {
 			return f(c, sp)
 		}
 	}
-	needID := func(f func(sp *spool.Spool, id string) error) cli.ActionFunc {
-		return withSpool(func(c *cli.Context, sp *spool.Spool) error {
-			if c.NArg() != 1 {
-				return fmt.Errorf("%w: give one queue ID (see sendq list)", errUsage)
+	// nargs checks the number of arguments before f opens anything, so that
+	// a wrong one is a usage error whatever the state of the root.
+	nargs := func(min, max int, f cli.ActionFunc) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			if c.NArg() < min || c.NArg() > max {
+				return fmt.Errorf("%w: sendq %s", errUsage, strings.TrimSpace(c.Command.Name+" "+c.Command.ArgsUsage))
 			}
-			return f(sp, id(c))
-		})
+			return f(c)
+		}
+	}
+	needID := func(f func(sp *spool.Spool, id string) error) cli.ActionFunc {
+		return nargs(1, 1, withSpool(func(c *cli.Context, sp *spool.Spool) error { return f(sp, id(c)) }))
 	}
 	app := &cli.App{
 		Name:            "sendq",
 		Usage:           "postkit's queue runner, queue commands and sendmail interface",
 		Flags:           []cli.Flag{control.RootFlag(), control.HostnameFlag()},
 		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {},
+		ExitErrHandler:  func(*cli.Context, error) {}, // main reports errors and picks the exit code
+		OnUsageError:    usageError,
+		Action: func(c *cli.Context) error { // no command matched
+			if c.NArg() == 0 {
+				cli.ShowAppHelp(c)
+				return fmt.Errorf("%w: no command given", errUsage)
+			}
+			return fmt.Errorf("%w: unknown command %q; see sendq --help", errUsage, c.Args().First())
+		},
 		Commands: []*cli.Command{
-			{Name: "run", Usage: "run the queue until SIGTERM or SIGINT", Action: run,
+			{Name: "run", Usage: "run the queue until SIGTERM or SIGINT", Action: nargs(0, 0, run),
 				Flags: []cli.Flag{&cli.StringFlag{Name: "dns", Usage: "DNS resolver ADDR[:PORT] (default: etc/dns, else /etc/resolv.conf)"}}},
-			{Name: "list", Usage: "list the queue (mailq)", Action: withSpool(func(c *cli.Context, sp *spool.Spool) error { return sendq.List(os.Stdout, sp) })},
+			{Name: "list", Usage: "list the queue (mailq)", Action: nargs(0, 0, withSpool(func(c *cli.Context, sp *spool.Spool) error { return sendq.List(os.Stdout, sp) }))},
 			{Name: "stats", Usage: "count the queue by state and destination, and the last hour's deliveries and failures",
-				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "write one JSON object"}}, Action: withSpool(func(c *cli.Context, sp *spool.Spool) error { return sendq.WriteStats(os.Stdout, sp, c.Bool("json")) })},
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "write one JSON object"}}, Action: nargs(0, 0, withSpool(func(c *cli.Context, sp *spool.Spool) error { return sendq.WriteStats(os.Stdout, sp, c.Bool("json")) }))},
 			{Name: "show", Usage: "show an entry's envelope and message", ArgsUsage: "ID",
 				Action: needID(func(sp *spool.Spool, id string) error { return sendq.Show(os.Stdout, sp, id) })},
 			{Name: "flush", Usage: "retry an entry, or every entry, now", ArgsUsage: "[ID]",
-				Action: withSpool(func(c *cli.Context, sp *spool.Spool) error { _, err := sendq.Flush(sp, id(c)); return err })},
+				Action: nargs(0, 1, withSpool(func(c *cli.Context, sp *spool.Spool) error { _, err := sendq.Flush(sp, id(c)); return err }))},
 			{Name: "rm", Usage: "remove an entry without delivering it", ArgsUsage: "ID", Action: needID(sendq.Remove)},
 			{Name: "hold", Usage: "keep the runner away from an entry", ArgsUsage: "ID",
 				Action: needID(func(sp *spool.Spool, id string) error { return sendq.Hold(sp, id, true) })},
@@ -93,6 +107,9 @@ func main() {
 				}},
 		},
 	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = usageError
+	}
 	if err := app.Run(os.Args); err != nil {
 		log.Print(err)
 		os.Exit(exitCode(err))
@@ -100,6 +117,12 @@ func main() {
 }
 
 var errUsage = errors.New("usage")
+
+// usageError makes urfave/cli's complaints (an unknown flag, a bad flag
+// value) exit 64 (EX_USAGE), as sendq(8) says.
+func usageError(c *cli.Context, err error, _ bool) error {
+	return fmt.Errorf("%w: %v; see sendq --help", errUsage, err)
+}
 
 func exitCode(err error) int {
 	switch {
