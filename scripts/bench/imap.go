@@ -40,6 +40,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,7 +68,7 @@ var (
 	imapColdMessages = flag.Int("imap-cold-messages", 100000, "messages in the cold-SELECT INBOX")
 	imapIdle         = flag.Int("imap-idle", 1000, "IDLE connections in one imapd, one user each")
 	imapIdleMessages = flag.Int("imap-idle-messages", 100, "messages in the INBOX of each IDLE user")
-	imapRounds       = flag.Int("imap-rounds", 9, "rounds of the warm IMAP workloads; the best counts")
+	imapRounds       = flag.Int("imap-rounds", 9, "rounds of the warm IMAP workloads; the median counts")
 )
 
 // imapRows runs the IMAP workloads.
@@ -541,7 +542,10 @@ func timed(run func()) float64 {
 }
 
 // warm runs the warm workloads on each target and returns, per workload,
-// each target's best rate (operations per second).
+// each target's median rate (operations per second). The machine is
+// shared: a round may be slowed, or land in a quiet moment, for one server
+// and not the other, and the median of the rounds depends less on such
+// luck than the best one.
 func (b *imapBench) warm(targets []*imapTarget) [3][]float64 {
 	n := *imapMessages
 	clients := make([]*imapclient.Client, len(targets))
@@ -558,10 +562,7 @@ func (b *imapBench) warm(targets []*imapTarget) [3][]float64 {
 	for i := range *imapBodies {
 		uids = append(uids, imap.UID(1+(i*n / *imapBodies)))
 	}
-	var best [3][]float64
-	for w := range best {
-		best[w] = make([]float64, len(targets))
-	}
+	rates := make([][3][]float64, len(targets)) // target, workload, round
 	for round := range *imapRounds {
 		for k := range targets {
 			// Rounds take turns at going first, so that both meet
@@ -576,11 +577,20 @@ func (b *imapBench) warm(targets []*imapTarget) [3][]float64 {
 			log.Printf("imap round %d %s: SELECT + FETCH %.2f/s, BODY[] %.0f msg/s, SEARCH TEXT %.2f/s",
 				round+1, targets[i].name, got[0], got[1], got[2])
 			for w := range got {
-				best[w][i] = max(best[w][i], got[w])
+				rates[i][w] = append(rates[i][w], got[w])
 			}
 		}
 	}
-	return best
+	var medians [3][]float64
+	for w := range medians {
+		for i, t := range targets {
+			r := rates[i][w]
+			slices.Sort(r)
+			medians[w] = append(medians[w], r[len(r)/2])
+			log.Printf("imap %s workload %d: median %.2f, best %.2f, worst %.2f", t.name, w+1, r[len(r)/2], r[len(r)-1], r[0])
+		}
+	}
+	return medians
 }
 
 // imapSelectFetch selects INBOX and fetches what a client lists, taking
