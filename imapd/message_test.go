@@ -416,3 +416,43 @@ func rawLogin(t *testing.T, f *fixture) (net.Conn, *bufio.Reader) {
 		}
 	}
 }
+
+// A message moved away and back gets a new UID in its first folder, at or
+// above the UIDNEXT it had when it left: UIDs are never reused (RFC 9051
+// §2.3.1.1).
+func TestMoveBackGetsNewUID(t *testing.T) {
+	f := newFixture(t)
+	// Ten messages: the UID list keeps the line of a removed file until a
+	// quarter of them are gone (as Dovecot does), so a file that came back
+	// under its old name would find its old UID there.
+	for range 10 {
+		f.deliver("", sampleMessage, maildir.DeliverOptions{})
+	}
+	c := f.login()
+	sel := selectBox(t, c, "INBOX")
+	next := sel.UIDNext
+	if _, err := c.Move(imap.UIDSetNum(2), "Trash").Wait(); err != nil {
+		t.Fatalf("UID MOVE 2 Trash: %v", err)
+	}
+	selectBox(t, c, "Trash")
+	mv, err := c.Move(imap.SeqSetNum(1), "INBOX").Wait()
+	if err != nil {
+		t.Fatalf("MOVE 1 INBOX: %v", err)
+	}
+	dest, ok := mv.DestUIDs.(imap.UIDSet)
+	var back []imap.UID
+	if ok {
+		back, _ = dest.Nums()
+	}
+	if len(back) != 1 || back[0] < next {
+		t.Fatalf("the message came back to INBOX as UID %v, want a new UID >= %d", back, next)
+	}
+	sel = selectBox(t, c, "INBOX")
+	uids, err := c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := uids.AllUIDs(); len(got) != 10 || got[9] != back[0] || sel.UIDNext <= back[0] {
+		t.Errorf("INBOX UIDs %v, UIDNEXT %d; want 1, 3 to 10 and %d below UIDNEXT", got, sel.UIDNext, back[0])
+	}
+}

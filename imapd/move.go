@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/emersion/go-imap/v2"
@@ -18,8 +17,8 @@ import (
 )
 
 // Move moves messages to another folder (RFC 6851): each file is renamed
-// into the destination's cur/ under its own unique name (flag letters
-// translated), in one step that never replaces a file, so the message is
+// into the destination's cur/ under a new unique name (flag letters
+// translated; a message that comes back to a folder must get a new UID), in one step that never replaces a file, so the message is
 // never in both folders nor in neither; both directories are fsynced.
 // The answer is COPYUID, then EXPUNGE for each moved message.
 func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
@@ -115,16 +114,17 @@ func (sel *selected) moveOne(m *message, dir maildir.Dir, srcKw *uidlist.Keyword
 		if err != nil {
 			return "", false, err
 		}
-		name := path.Base(m.file)
-		base := name
-		if i := strings.IndexByte(name, ':'); i >= 0 {
-			base = name[:i]
+		// A new unique name, so that the destination gives the message a
+		// new UID even if it once lived there (maildir.MovedName).
+		newName, err := maildir.MovedName(path.Base(m.file), hostname, letters)
+		if err != nil {
+			return "", false, err
 		}
 		from := filepath.Join(string(sel.dir), m.file)
-		to := filepath.Join(dir.Cur(), base+":2,"+letters)
+		to := filepath.Join(dir.Cur(), newName)
 		err = unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
 		if err == nil {
-			return uidlist.BaseName(base), true, nil
+			return uidlist.BaseName(newName), true, nil
 		}
 		if errors.Is(err, fs.ErrNotExist) {
 			found, err := sel.relocate(m)

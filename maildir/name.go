@@ -257,3 +257,26 @@ func escapeHost(h string) string {
 	}
 	return b.String()
 }
+
+// MovedName returns a new unique name, in cur/ form with flags, for the
+// message file name that moves to another folder; its sizes are kept. A
+// moved message must not keep its name: the UID list of a folder it left
+// and comes back to still maps that name to its old UID, which is below
+// UIDNEXT by then, and IMAP never reuses a UID (RFC 9051 §2.3.1.1). Dovecot
+// renames moved files the same way. An empty host means this machine's
+// name, as for Deliver.
+func MovedName(name, host, flags string) (string, error) {
+	flags, err := SortFlags(flags)
+	if err != nil {
+		return "", err
+	}
+	if host == "" {
+		host = hostname()
+	}
+	base, err := uniqueBase(time.Now(), host)
+	if err != nil {
+		return "", err
+	}
+	old := ParseName(name)
+	return Name{Base: base, Size: old.Size, VSize: old.VSize, HasInfo: true, Flags: flags}.String(), nil
+}

@@ -178,3 +178,25 @@ func TestEscapeHost(t *testing.T) {
 		}
 	}
 }
+
+func TestMovedName(t *testing.T) {
+	old := "1700000000.M1P2Q3R0123456789abcdef.old,S=120,W=125:2,S"
+	got, err := MovedName(old, "new.example", "FS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := ParseName(got)
+	if n.Base == ParseName(old).Base || !strings.HasSuffix(n.Base, ".new.example") {
+		t.Errorf("MovedName(%q) = %q: want a new base on host new.example", old, got)
+	}
+	if n.Size != 120 || n.VSize != 125 || !n.HasInfo || n.Flags != "FS" {
+		t.Errorf("MovedName(%q) = %q: want sizes 120/125 and flags FS kept", old, got)
+	}
+	again, _ := MovedName(old, "new.example", "FS")
+	if again == got {
+		t.Errorf("two MovedName calls gave the same name %q", got)
+	}
+	if _, err := MovedName(old, "h", "S!"); err == nil {
+		t.Error("MovedName with a bad flag succeeded")
+	}
+}
