@@ -21,6 +21,12 @@ import (
 // handed to nobody before each run.
 func doveadm(t *testing.T, f *fixture, args ...string) string {
 	t.Helper()
+	return doveadmInput(t, f, "", args...)
+}
+
+// doveadmInput is doveadm with stdin as the command's standard input.
+func doveadmInput(t *testing.T, f *fixture, stdin string, args ...string) string {
+	t.Helper()
 	bin, err := exec.LookPath("doveadm")
 	if err != nil {
 		t.Skip("doveadm is not installed: cannot compare with Dovecot")
@@ -62,6 +68,7 @@ func doveadm(t *testing.T, f *fixture, args ...string) string {
 	cmd := exec.Command(bin, append([]string{"-c", conf}, args...)...)
 	cmd.Env = []string{"USER=alice", "HOME=" + home, "PATH=/usr/bin:/bin:/usr/sbin:/sbin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	cmd.Stdin = strings.NewReader(stdin)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -117,4 +124,59 @@ func TestDovecotSeesTheSameMailbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev.wait(t, "FETCH FLAGS of Dovecot's change", func(e *events) bool { return e.flags[2] == `$Done \Seen` })
+}
+
+// TestIMAPdServesDovecotsMailbox: a Maildir that Dovecot wrote (messages
+// saved, flagged and expunged by doveadm, so Dovecot chose the UIDs, the
+// UIDVALIDITY and the keyword letters) is served by imapd with the same
+// UIDs, UIDVALIDITY, UIDNEXT and flags: a user moving from Dovecot
+// downloads nothing again.
+func TestIMAPdServesDovecotsMailbox(t *testing.T) {
+	f := newFixture(t)
+	for _, subject := range []string{"one", "two", "three", "four"} {
+		doveadmInput(t, f, "Subject: "+subject+"\n\nbody of "+subject+"\n", "save", "-m", "INBOX")
+	}
+	doveadm(t, f, "flags", "add", `\Flagged $Work`, "mailbox", "INBOX", "uid", "2")
+	doveadm(t, f, "flags", "add", `\Seen`, "mailbox", "INBOX", "uid", "4")
+	doveadm(t, f, "expunge", "mailbox", "INBOX", "uid", "1")
+	want := doveadm(t, f, "-f", "tab", "fetch", "uid flags", "mailbox", "INBOX", "all")
+	status := doveadm(t, f, "-f", "tab", "mailbox", "status", "uidvalidity uidnext", "INBOX")
+
+	c := f.login()
+	sel := selectBox(t, c, "INBOX")
+	if wantStatus := fmt.Sprintf("mailbox\tuidnext\tuidvalidity\nINBOX\t%d\t%d\n", sel.UIDNext, sel.UIDValidity); status != wantStatus {
+		t.Errorf("imapd SELECT gives UIDNEXT %d UIDVALIDITY %d; Dovecot says %q", sel.UIDNext, sel.UIDValidity, status)
+	}
+	msgs := fetchAll(t, c, imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true})
+	var b strings.Builder
+	b.WriteString("uid\tflags\n")
+	for _, m := range msgs {
+		var flags []string
+		for _, fl := range m.Flags {
+			if fl != `\Recent` {
+				flags = append(flags, string(fl))
+			}
+		}
+		fmt.Fprintf(&b, "%d\t%s\n", m.UID, strings.Join(flags, " "))
+	}
+	if got := b.String(); !sameFlagLines(got, want) {
+		t.Errorf("imapd FETCH UID FLAGS =\n%q\nDovecot's =\n%q", got, want)
+	}
+}
+
+// sameFlagLines compares "uid<TAB>flags" listings with the flags of each
+// line in any order. \Recent is left out: it belongs to a session, and
+// doveadm's session sees every message as recent.
+func sameFlagLines(a, b string) bool {
+	norm := func(s string) string {
+		var out []string
+		for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+			uid, flags, _ := strings.Cut(line, "\t")
+			f := slices.DeleteFunc(strings.Fields(flags), func(fl string) bool { return fl == `\Recent` })
+			slices.Sort(f)
+			out = append(out, uid+"\t"+strings.Join(f, " "))
+		}
+		return strings.Join(out, "\n")
+	}
+	return norm(a) == norm(b)
 }
