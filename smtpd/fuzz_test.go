@@ -93,7 +93,7 @@ func FuzzSession(f *testing.F) {
 		"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<alice@example.org>\r\nBDAT 3 LAST\r\nabcQUIT\r\n",
 		"EHLO x\r\nAUTH PLAIN\r\n*\r\nSTARTTLS x\r\nNOOP\r\n",
 		"HELO x\nMAIL FROM:<@a,@b:c@d.e> BODY=8BITMIME\nRCPT TO:<\"x@y\"@example.org>\nDATA\n\n.\n.\r\n",
-		"\r\n\r\nXXXX\r\nBDAT 99999999999\r\nRCPT\r\n",
+		"\r\n\r\nBOGUS\r\nBDAT 99999999999\r\nRCPT\r\n",
 	} {
 		f.Add(s)
 	}
