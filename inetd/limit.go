@@ -6,7 +6,7 @@ import (
 	"sync"
 )
 
-// Defaults for SessionLimit's zero-valued fields, the same as smtpd's.
+// Defaults for SessionLimit's zero-valued fields, also smtpd's, pop3d's and imapd's.
 const (
 	DefaultMaxSessions          = 100
 	DefaultMaxSessionsPerClient = 10

@@ -111,6 +111,8 @@ type connInfo struct {
 	ip     netip.Addr // invalid when not IP
 	port   uint16
 	start  time.Time
+	// release gives the session's place back to the server's limit.
+	release func()
 
 	mu       sync.Mutex
 	tls      string

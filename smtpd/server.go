@@ -87,7 +87,6 @@ import (
 	"fmt"
 	"log"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -95,6 +94,7 @@ import (
 	"github.com/postkit/postkit/control"
 	"github.com/postkit/postkit/dnsbl"
 	"github.com/postkit/postkit/dnsquery"
+	"github.com/postkit/postkit/inetd"
 	"github.com/postkit/postkit/msgauth"
 	"github.com/postkit/postkit/mx"
 )
@@ -164,11 +164,9 @@ type Server struct {
 	checker        *msgauth.Checker
 	dnsbl          *dnsbl.Checker
 
-	mu           sync.Mutex
-	maxSessions  int
-	maxPerClient int
-	sessions     int
-	perClient    map[string]int
+	// limit caps the sessions of this process, overall and per client
+	// address (the same counter pop3d and imapd use).
+	limit inetd.SessionLimit
 }
 
 // New returns a Server for cfg; it reads the size and recipient limits from
@@ -220,11 +218,12 @@ func New(cfg Config) (*Server, error) {
 		maxErrors:      orDefault(cfg.MaxErrors, DefaultMaxErrors),
 		authDelay:      orDefault(cfg.AuthFailureDelay, DefaultAuthFailureDelay),
 		sleep:          cfg.sleep,
-		maxSessions:    orDefault(cfg.MaxSessions, DefaultMaxSessions),
-		maxPerClient:   orDefault(cfg.MaxSessionsPerClient, DefaultMaxSessionsPerClient),
-		perClient:      map[string]int{},
-		checker:        &msgauth.Checker{Resolver: resolver},
-		dnsbl:          &dnsbl.Checker{Resolver: resolver},
+		limit: inetd.SessionLimit{
+			Max:          orDefault(cfg.MaxSessions, DefaultMaxSessions),
+			MaxPerClient: orDefault(cfg.MaxSessionsPerClient, DefaultMaxSessionsPerClient),
+		},
+		checker: &msgauth.Checker{Resolver: resolver},
+		dnsbl:   &dnsbl.Checker{Resolver: resolver},
 	}
 	if s.log == nil {
 		s.log = log.Default()
@@ -288,18 +287,7 @@ func (s *Server) Close() error {
 // session limits are reached.
 func (s *Server) admit(l *listener, c net.Conn) *conn {
 	info := newConnInfo(c.RemoteAddr())
-	s.mu.Lock()
-	refused := ""
-	switch {
-	case s.sessions >= s.maxSessions:
-		refused = fmt.Sprintf("too-many-sessions limit=%d", s.maxSessions)
-	case s.perClient[info.client] >= s.maxPerClient:
-		refused = fmt.Sprintf("too-many-sessions-from-client limit=%d", s.maxPerClient)
-	default:
-		s.sessions++
-		s.perClient[info.client]++
-	}
-	s.mu.Unlock()
+	release, refused := s.limit.Admit(c.RemoteAddr())
 	if refused != "" {
 		s.logf("refused conn=%s client=%s reason=%s", info.id, info.client, refused)
 		go func() {
@@ -309,6 +297,7 @@ func (s *Server) admit(l *listener, c net.Conn) *conn {
 		}()
 		return nil
 	}
+	info.release = release
 	if !s.submission {
 		s.startDNSBL(info)
 	}
@@ -317,12 +306,7 @@ func (s *Server) admit(l *listener, c net.Conn) *conn {
 
 // ended logs the session line and frees the connection's place.
 func (s *Server) ended(info *connInfo) {
-	s.mu.Lock()
-	s.sessions--
-	if s.perClient[info.client]--; s.perClient[info.client] <= 0 {
-		delete(s.perClient, info.client)
-	}
-	s.mu.Unlock()
+	info.release()
 	s.logf("%s", info.logLine())
 }
 
