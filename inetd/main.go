@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"slices"
 
 	"github.com/urfave/cli/v2"
 
@@ -18,9 +19,13 @@ import (
 // Daemon describes one of postkit's servers (smtpd, pop3d, imapd) to Main.
 type Daemon struct {
 	Name, Usage, UsageText string
-	// Flags are the program's own; Main adds --root, --hostname and the
-	// serving flags of Flags().
+	// Flags are the program's own; Main adds --root, --hostname, the
+	// session limits and the serving flags of Flags().
 	Flags []cli.Flag
+	// Env names the program in its environment variables
+	// (POSTKIT_<Env>_MAX_SESSIONS), and Refusal is what a client over a
+	// session limit gets, for the flags' help ("421", "* BYE").
+	Env, Refusal string
 	// New makes the server from the parsed flags once the root, host name
 	// and TLS configuration are known, and returns what Serve runs. An
 	// error wrapped with UsageError exits 64, any other 78 (configuration).
@@ -32,6 +37,27 @@ type Setup struct {
 	Root     control.Root
 	Hostname string
 	TLS      *tls.Config // nil when no certificate is configured
+	// MaxSessions and MaxSessionsPerClient are --max-sessions and
+	// --max-sessions-per-client, for the server's SessionLimit.
+	MaxSessions, MaxSessionsPerClient int
+}
+
+// limitFlags are the session limit flags every daemon takes.
+func limitFlags(d Daemon) []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{
+			Name:    "max-sessions",
+			Usage:   "concurrent sessions at most; more get " + d.Refusal,
+			EnvVars: []string{"POSTKIT_" + d.Env + "_MAX_SESSIONS"},
+			Value:   DefaultMaxSessions,
+		},
+		&cli.IntFlag{
+			Name:    "max-sessions-per-client",
+			Usage:   "concurrent sessions from one IP address at most; more get " + d.Refusal,
+			EnvVars: []string{"POSTKIT_" + d.Env + "_MAX_SESSIONS_PER_CLIENT"},
+			Value:   DefaultMaxSessionsPerClient,
+		},
+	}
 }
 
 type usageError struct{ err error }
@@ -63,7 +89,7 @@ func Main(d Daemon) {
 		Name:            d.Name,
 		Usage:           d.Usage,
 		UsageText:       d.UsageText,
-		Flags:           append(append([]cli.Flag{control.RootFlag(), control.HostnameFlag()}, d.Flags...), Flags()...),
+		Flags:           slices.Concat([]cli.Flag{control.RootFlag(), control.HostnameFlag()}, d.Flags, limitFlags(d), Flags()),
 		HideHelpCommand: true,
 		Action:          func(c *cli.Context) error { return run(c, d) },
 		ExitErrHandler:  func(*cli.Context, error) {},
@@ -83,6 +109,11 @@ func run(c *cli.Context, d Daemon) error {
 	if c.NArg() > 0 {
 		return exitError{sysexits.Usage, fmt.Errorf("unexpected argument %q (flags go before arguments, and %s takes none)", c.Args().First(), d.Name)}
 	}
+	for _, name := range []string{"max-sessions", "max-sessions-per-client"} {
+		if c.Int(name) < 1 {
+			return exitError{sysexits.Usage, fmt.Errorf("--%s must be at least 1", name)}
+		}
+	}
 	root := control.FromContext(c)
 	hostname, err := root.Hostname(c.String("hostname"))
 	if err != nil {
@@ -98,7 +129,8 @@ func run(c *cli.Context, d Daemon) error {
 	if err != nil {
 		return exitError{sysexits.Config, err}
 	}
-	serve, shutdown, err := d.New(c, Setup{Root: root, Hostname: hostname, TLS: tlsConf})
+	serve, shutdown, err := d.New(c, Setup{Root: root, Hostname: hostname, TLS: tlsConf,
+		MaxSessions: c.Int("max-sessions"), MaxSessionsPerClient: c.Int("max-sessions-per-client")})
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {

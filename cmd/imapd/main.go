@@ -22,6 +22,8 @@ func main() {
 		Name:      "imapd",
 		Usage:     "serve postkit Maildirs over IMAP",
 		UsageText: "imapd [--root DIR] [--listen ADDR]... [--tls-implicit] [--user USER] [flags]",
+		Env:       "IMAP",
+		Refusal:   "* BYE",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{
 				Name:    "allow-plaintext-loopback",
@@ -40,29 +42,12 @@ func main() {
 				EnvVars: []string{"POSTKIT_IMAP_APPEND_LIMIT"},
 				Value:   "50M",
 			},
-			&cli.IntFlag{
-				Name:    "max-sessions",
-				Usage:   "concurrent sessions at most; more get * BYE",
-				EnvVars: []string{"POSTKIT_IMAP_MAX_SESSIONS"},
-				Value:   inetd.DefaultMaxSessions,
-			},
-			&cli.IntFlag{
-				Name:    "max-sessions-per-client",
-				Usage:   "concurrent sessions from one IP address at most; more get * BYE",
-				EnvVars: []string{"POSTKIT_IMAP_MAX_SESSIONS_PER_CLIENT"},
-				Value:   inetd.DefaultMaxSessionsPerClient,
-			},
 		},
 		New: newServer,
 	})
 }
 
 func newServer(c *cli.Context, s inetd.Setup) (func(net.Listener) error, func(context.Context) error, error) {
-	for _, name := range []string{"max-sessions", "max-sessions-per-client"} {
-		if c.Int(name) < 1 {
-			return nil, nil, inetd.UsageError(fmt.Errorf("--%s must be at least 1", name))
-		}
-	}
 	appendLimit, err := control.ParseSize(c.String("append-limit"))
 	if err != nil {
 		return nil, nil, inetd.UsageError(fmt.Errorf("--append-limit: %w", err))
@@ -74,8 +59,8 @@ func newServer(c *cli.Context, s inetd.Setup) (func(net.Listener) error, func(co
 		AllowPlaintextLoopback: c.Bool("allow-plaintext-loopback"),
 		FailureDelay:           c.Duration("login-failure-delay"),
 		AppendLimit:            appendLimit,
-		MaxSessions:            c.Int("max-sessions"),
-		MaxSessionsPerClient:   c.Int("max-sessions-per-client"),
+		MaxSessions:            s.MaxSessions,
+		MaxSessionsPerClient:   s.MaxSessionsPerClient,
 		Log:                    log.Default(),
 	}
 	// go-imap has no graceful shutdown (its Close drops every connection

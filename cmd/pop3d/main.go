@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log"
 	"net"
 
@@ -21,6 +20,8 @@ func main() {
 		Name:      "pop3d",
 		Usage:     "serve postkit Maildirs over POP3",
 		UsageText: "pop3d [--root DIR] [--listen ADDR]... [--tls-implicit] [--user USER] [flags]",
+		Env:       "POP3",
+		Refusal:   "-ERR [SYS/TEMP]",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{
 				Name:    "allow-plaintext-loopback",
@@ -37,29 +38,12 @@ func main() {
 				Usage: "pause before answering a failed login, doubled for each further one",
 				Value: pop3.DefaultFailureDelay,
 			},
-			&cli.IntFlag{
-				Name:    "max-sessions",
-				Usage:   "concurrent sessions at most; more get -ERR [SYS/TEMP]",
-				EnvVars: []string{"POSTKIT_POP3_MAX_SESSIONS"},
-				Value:   inetd.DefaultMaxSessions,
-			},
-			&cli.IntFlag{
-				Name:    "max-sessions-per-client",
-				Usage:   "concurrent sessions from one IP address at most; more get -ERR [SYS/TEMP]",
-				EnvVars: []string{"POSTKIT_POP3_MAX_SESSIONS_PER_CLIENT"},
-				Value:   inetd.DefaultMaxSessionsPerClient,
-			},
 		},
 		New: newServer,
 	})
 }
 
 func newServer(c *cli.Context, s inetd.Setup) (func(net.Listener) error, func(context.Context) error, error) {
-	for _, name := range []string{"max-sessions", "max-sessions-per-client"} {
-		if c.Int(name) < 1 {
-			return nil, nil, inetd.UsageError(fmt.Errorf("--%s must be at least 1", name))
-		}
-	}
 	logger := log.Default()
 	accounts := pop3.Accounts{Root: s.Root, Log: logger, Maildirs: &pop3.Maildirs{}}
 	srv := &pop3.Server{
@@ -70,8 +54,8 @@ func newServer(c *cli.Context, s inetd.Setup) (func(net.Listener) error, func(co
 		FailureDelay:           c.Duration("login-failure-delay"),
 		Authenticate:           accounts.Authenticate,
 		Open:                   accounts.Open,
-		MaxSessions:            c.Int("max-sessions"),
-		MaxSessionsPerClient:   c.Int("max-sessions-per-client"),
+		MaxSessions:            s.MaxSessions,
+		MaxSessionsPerClient:   s.MaxSessionsPerClient,
 		Log:                    logger,
 	}
 	return srv.Serve, srv.Shutdown, nil

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log"
 	"net"
 
@@ -21,6 +20,8 @@ func main() {
 		Name:      "smtpd",
 		Usage:     "receive mail over SMTP into the postkit spool",
 		UsageText: "smtpd [--root DIR] [--submission] [--listen ADDR]... [--tls-implicit] [--user USER] [flags]",
+		Env:       "SMTP",
+		Refusal:   "421",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{
 				Name:    "submission",
@@ -39,18 +40,6 @@ func main() {
 				EnvVars: []string{"POSTKIT_SMTP_DATA_TIMEOUT"},
 				Value:   smtpd.DefaultDataTimeout,
 			},
-			&cli.IntFlag{
-				Name:    "max-sessions",
-				Usage:   "concurrent sessions at most; more get 421",
-				EnvVars: []string{"POSTKIT_SMTP_MAX_SESSIONS"},
-				Value:   smtpd.DefaultMaxSessions,
-			},
-			&cli.IntFlag{
-				Name:    "max-sessions-per-client",
-				Usage:   "concurrent sessions from one IP address at most; more get 421",
-				EnvVars: []string{"POSTKIT_SMTP_MAX_SESSIONS_PER_CLIENT"},
-				Value:   smtpd.DefaultMaxSessionsPerClient,
-			},
 			&cli.StringFlag{
 				Name:    "dns",
 				Usage:   "DNS resolver ADDR[:PORT] for SPF, DKIM, DMARC and DNSBL lookups (default: etc/dns, else /etc/resolv.conf's)",
@@ -68,11 +57,6 @@ func main() {
 }
 
 func newServer(c *cli.Context, s inetd.Setup) (func(net.Listener) error, func(context.Context) error, error) {
-	for _, name := range []string{"max-sessions", "max-sessions-per-client"} {
-		if c.Int(name) < 1 {
-			return nil, nil, inetd.UsageError(fmt.Errorf("--%s must be at least 1", name))
-		}
-	}
 	srv, err := smtpd.New(smtpd.Config{
 		Root:                 s.Root,
 		Hostname:             s.Hostname,
@@ -80,8 +64,8 @@ func newServer(c *cli.Context, s inetd.Setup) (func(net.Listener) error, func(co
 		TLS:                  s.TLS,
 		CommandTimeout:       c.Duration("command-timeout"),
 		DataTimeout:          c.Duration("data-timeout"),
-		MaxSessions:          c.Int("max-sessions"),
-		MaxSessionsPerClient: c.Int("max-sessions-per-client"),
+		MaxSessions:          s.MaxSessions,
+		MaxSessionsPerClient: s.MaxSessionsPerClient,
 		AuthFailureDelay:     c.Duration("auth-failure-delay"),
 		DNS:                  c.String("dns"),
 		Log:                  log.Default(),
