@@ -20,7 +20,7 @@ build:
 # committed corpora under testdata/fuzz are replayed by the plain test run).
 test: build
 	$(GO) test -count=1 -timeout 30m ./...
-	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+	FUZZTIME=$(FUZZTIME) FUZZ_REPORT=1 scripts/fuzz.sh
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
