@@ -134,56 +134,89 @@ func (s *sizer) add(p []byte) {
 // lfWriter stores a message given with CRLF or LF line endings with LF line
 // endings: every CRLF becomes LF, a bare CR is kept. A CR at the end of one
 // write waits for the next to see whether an LF follows; Close flushes it.
+//
+// It converts in its one buffer, in place (see lfInPlace): Deliver lends it a
+// pooled buffer, so a delivery costs no buffer allocation at all.
 type lfWriter struct {
 	w         io.Writer
-	out       []byte
+	buf       []byte // the input is copied or read here and converted in place
 	pendingCR bool
 	sizer
 }
 
+// newLFWriter returns an lfWriter that makes its own buffer when first used;
+// Deliver sets buf before that.
 func newLFWriter(w io.Writer) *lfWriter {
-	return &lfWriter{w: w, out: make([]byte, 0, bufSize+1)}
+	return &lfWriter{w: w}
 }
 
 func (l *lfWriter) Write(p []byte) (int, error) {
 	total := len(p)
 	for len(p) > 0 {
-		chunk := p[:min(len(p), bufSize)]
-		p = p[len(chunk):]
-		out := l.out[:0]
-		if l.pendingCR {
-			l.pendingCR = false
-			if chunk[0] == '\n' {
-				out = append(out, '\n')
-				chunk = chunk[1:]
-			} else {
-				out = append(out, '\r')
-			}
-		}
-		for len(chunk) > 0 {
-			i := bytes.IndexByte(chunk, '\r')
-			if i < 0 {
-				out = append(out, chunk...)
-				break
-			}
-			out = append(out, chunk[:i]...)
-			switch {
-			case i+1 == len(chunk):
-				l.pendingCR = true
-				chunk = nil
-			case chunk[i+1] == '\n':
-				out = append(out, '\n')
-				chunk = chunk[i+2:]
-			default:
-				out = append(out, '\r')
-				chunk = chunk[i+1:]
-			}
-		}
-		if err := l.emit(out); err != nil {
+		k := l.takePendingCR()
+		m := copy(l.buf[k:], p)
+		p = p[m:]
+		if err := l.convert(k + m); err != nil {
 			return 0, err
 		}
 	}
 	return total, nil
+}
+
+// fillFrom reads r to its end straight into the buffer and writes the
+// converted contents each time the buffer is full, and at the end: one
+// write(2) per buffer however small the reads, without a bufio.Writer (and
+// its buffer) in between. It returns the number of bytes read from r.
+//
+// Deliver calls it directly, not through io.Copy, which prefers r's WriteTo
+// when it has one: that of io.MultiReader (what package lda hands to Deliver)
+// allocates 32 KiB per call, and that of strings.Reader a copy of the string.
+// For the same reason it is not named ReadFrom, which io.Copy would only
+// sometimes use.
+func (l *lfWriter) fillFrom(r io.Reader) (int64, error) {
+	var total int64
+	k := l.takePendingCR()
+	for {
+		m, err := r.Read(l.buf[k:])
+		total += int64(m)
+		k += m
+		if err == io.EOF {
+			return total, l.convert(k)
+		}
+		if err != nil {
+			return total, err
+		}
+		if k == len(l.buf) {
+			if err := l.convert(k); err != nil {
+				return total, err
+			}
+			k = l.takePendingCR()
+		}
+	}
+}
+
+// takePendingCR puts a CR held back from the last write at the start of the
+// buffer, where the conversion sees it together with the byte after it, and
+// returns the number of buffer bytes it took (0 or 1). It makes the buffer on
+// first use.
+func (l *lfWriter) takePendingCR() int {
+	if l.buf == nil {
+		l.buf = make([]byte, bufSize)
+	}
+	if !l.pendingCR {
+		return 0
+	}
+	l.pendingCR = false
+	l.buf[0] = '\r'
+	return 1
+}
+
+// convert converts buf[:n] to LF line endings, holding back a final CR, and
+// writes the result.
+func (l *lfWriter) convert(n int) error {
+	out, cr := lfInPlace(l.buf[:n])
+	l.pendingCR = cr
+	return l.emit(out)
 }
 
 // Close writes a CR held back at the end of the input. It does not close the
@@ -193,7 +226,8 @@ func (l *lfWriter) Close() error {
 		return nil
 	}
 	l.pendingCR = false
-	return l.emit([]byte{'\r'})
+	l.buf[0] = '\r'
+	return l.emit(l.buf[:1])
 }
 
 func (l *lfWriter) emit(out []byte) error {
@@ -205,4 +239,40 @@ func (l *lfWriter) emit(out []byte) error {
 	}
 	l.add(out)
 	return nil
+}
+
+// lfInPlace rewrites p with LF line endings: every CRLF becomes LF, a bare CR
+// is kept. It returns the converted bytes, a prefix of p, and whether p ends
+// in a CR, which it leaves out: only the next byte tells whether that CR ends
+// a line. Every output byte comes from an input byte at or after its own
+// position, so writing over p as it goes is safe.
+func lfInPlace(p []byte) (out []byte, trailingCR bool) {
+	w, r := 0, 0 // write and read positions, w <= r
+	for r < len(p) {
+		i := bytes.IndexByte(p[r:], '\r')
+		if i < 0 {
+			i = len(p) - r
+		}
+		if w != r {
+			copy(p[w:], p[r:r+i])
+		}
+		w += i
+		r += i
+		if r == len(p) {
+			break
+		}
+		// p[r] is a CR.
+		r++
+		switch {
+		case r == len(p):
+			return p[:w], true
+		case p[r] == '\n':
+			p[w] = '\n'
+			r++
+		default:
+			p[w] = '\r'
+		}
+		w++
+	}
+	return p[:w], false
 }
