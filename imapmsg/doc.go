@@ -39,7 +39,12 @@
 //     the header's blank line. A close delimiter keeps its own line ending,
 //     and an entity ends where the last thing inside it ended (Dovecot's
 //     rules, checked against Dovecot by the tests, so that part numbers
-//     and sizes stay the same for clients moving from Dovecot).
+//     and sizes stay the same for clients moving from Dovecot). One
+//     exception: when the header of the message inside a message/rfc822
+//     part gives its last line ending to the delimiter, the part keeps it
+//     and so does that message's header, so that HEADER followed by TEXT
+//     is the part (RFC 3501 §6.4.5 includes the blank line in every header
+//     fetch); Dovecot's HEADER leaves it out.
 //   - A multipart in which no part is found has one empty text/plain part
 //     (IMAP has no empty multipart); a multipart without a boundary
 //     parameter, like any invalid Content-Type, is text/plain;

@@ -53,6 +53,13 @@ func oracleMessages(t *testing.T) (names []string, msgs [][]byte) {
 		{"nested-epilogue", "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: multipart/mixed; boundary=i\n\n--i\n\nin\n--i--\nepi\n--b--\n"},
 		{"rfc822-header-into-delimiter", "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\nSubject: x\n--b--\n"},
 		{"rfc822-empty", "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\n--b--\n"},
+		{"rfc822-nested-blank-before-delimiter", "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\nContent-Type: message/rfc822\n\nSubject: x\n\n--b--\n"},
+		// A fuzz finding: the boundary parameter " f " is "f"; "--f0" and
+		// "--f00" are delimiters followed by junk (RFC 2046 §5.1.1: the
+		// boundary need only appear in its entirety after the line break),
+		// the last at the end of the data, where it starts no part. The
+		// message in part 1 is just the blank line ending its empty header.
+		{"rfc822-only-blank-line", "Content-TYpe:multipArt/0;BoundArY= f \n\n0000\n--f0\nContent-TYpe:messAge/rfC822\n\n\n--f00"},
 		{"nested-part-blank-before-outer", "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: multipart/mixed; boundary=i\n\n--i\nX: y\n\n--b--\n"},
 		// Lines that look like delimiters but are not.
 		{"delimiter-junk", "Content-Type: multipart/mixed; boundary=b\n\n--bx\n--b\n\n--b x\n--b-- \t\n"},
@@ -279,7 +286,9 @@ func decodeDescriptions(bs imap.BodyStructure) imap.BodyStructure {
 // message/rfc822 part decodes the parts of the message inside (we serve
 // it as it is, as RFC 3516 allows for parts that are not leaves), and of a
 // message that is not MIME it decodes the encoding its BODYSTRUCTURE
-// ignores; and it reports an invalid Content-Type as it is (we report
+// ignores; its HEADER of a message/rfc822 part's message leaves out a line
+// ending the part holds (regainedHeader says which answer we give); and it
+// reports an invalid Content-Type as it is (we report
 // text/plain, as RFC 2045 §5.2 says; no such message is compared).
 func TestDovecotOracle(t *testing.T) {
 	names, msgs := oracleMessages(t)
@@ -474,7 +483,11 @@ func compareWithDovecot(t *testing.T, names []string, msgs [][]byte) {
 				continue
 			}
 			ours := section(t, m, sec)
-			if want := theirs.FindBodySection(sec); !bytes.Equal(ours, want) {
+			want := theirs.FindBodySection(sec)
+			if sec.Specifier == imap.PartSpecifierHeader && len(sec.Part) > 0 && len(sec.HeaderFields)+len(sec.HeaderFieldsNot) == 0 {
+				want = regainedHeader(theirs, sec.Part, want)
+			}
+			if !bytes.Equal(ours, want) {
 				t.Errorf("%s: BODY[%v %s %v %v]<%v>\nours    %q\ndovecot %q", name, sec.Part, sec.Specifier,
 					sec.HeaderFields, sec.HeaderFieldsNot, sec.Partial, ours, want)
 			}
@@ -495,6 +508,21 @@ func compareWithDovecot(t *testing.T, names []string, msgs [][]byte) {
 			}
 		}
 	}
+}
+
+// regainedHeader returns what we answer for BODY[part.HEADER] given
+// Dovecot's answer hdr: the same, except where the message inside the
+// message/rfc822 part gave its header's last line ending to the delimiter
+// after it and the part kept it. Dovecot then leaves that line ending out
+// of HEADER though BODY[part] holds it, we keep it (see regain in
+// parse.go): the part is the header followed by the text.
+func regainedHeader(theirs *imapclient.FetchMessageBuffer, part []int, hdr []byte) []byte {
+	body := theirs.FindBodySection(&imap.FetchItemBodySection{Part: part})
+	text := theirs.FindBodySection(&imap.FetchItemBodySection{Part: part, Specifier: imap.PartSpecifierText})
+	if fixed := append(slices.Clip(hdr), "\r\n"...); bytes.Equal(body, append(fixed, text...)) {
+		return fixed
+	}
+	return hdr
 }
 
 // TestDovecotSearch compares SEARCH results on the samples with Dovecot's

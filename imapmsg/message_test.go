@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -317,6 +318,56 @@ func TestSections(t *testing.T) {
 		if got := string(section(t, m, &tt.item)); got != tt.want {
 			t.Errorf("%s: BodySection(%+v) = %q, want %q", tt.file, tt.item, got, tt.want)
 		}
+	}
+}
+
+// TestEmbeddedMessageSections checks the sections of a message/rfc822
+// part whose message gave its header's last line ending to the delimiter
+// after it: the part keeps it (as in Dovecot, so sizes agree) and so does
+// the message's HEADER (unlike Dovecot; RFC 3501 §6.4.5), so that HEADER
+// and TEXT make up the part.
+func TestEmbeddedMessageSections(t *testing.T) {
+	tests := []struct {
+		name, msg                  string
+		part                       []int
+		body, header, text, inMIME string // BODY[part], part.HEADER, part.TEXT, part.1.MIME
+	}{
+		{"blank line only, junk after delimiters (fuzz)",
+			"Content-TYpe:multipArt/0;BoundArY= f \n\n0000\n--f0\nContent-TYpe:messAge/rfC822\n\n\n--f00",
+			[]int{1}, "\r\n", "\r\n", "", "\r\n"},
+		{"blank line before delimiter",
+			"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\nSubject: x\n\n--b--\n",
+			[]int{1}, "Subject: x\r\n\r\n", "Subject: x\r\n\r\n", "", "Subject: x\r\n\r\n"},
+		{"header cut short by delimiter",
+			"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\nSubject: x\n--b--\n",
+			[]int{1}, "Subject: x\r\n", "Subject: x\r\n", "", "Subject: x\r\n"},
+		{"message in message, outer level",
+			"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\nContent-Type: message/rfc822\n\nSubject: x\n\n--b--\n",
+			[]int{1}, "Content-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\n", "Content-Type: message/rfc822\r\n\r\n", "Subject: x\r\n\r\n",
+			"Content-Type: message/rfc822\r\n\r\n"},
+		{"message in message, inner level",
+			"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\nContent-Type: message/rfc822\n\nSubject: x\n\n--b--\n",
+			[]int{1, 1}, "Subject: x\r\n\r\n", "Subject: x\r\n\r\n", "", "Subject: x\r\n\r\n"},
+		{"CRLF, blank line before delimiter",
+			"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\n--b--\r\n",
+			[]int{1}, "Subject: x\r\n\r\n", "Subject: x\r\n\r\n", "", "Subject: x\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		m := New(strings.NewReader(tt.msg), int64(len(tt.msg)), -1)
+		for _, c := range []struct {
+			item imap.FetchItemBodySection
+			want string
+		}{
+			{imap.FetchItemBodySection{Part: tt.part}, tt.body},
+			{imap.FetchItemBodySection{Part: tt.part, Specifier: imap.PartSpecifierHeader}, tt.header},
+			{imap.FetchItemBodySection{Part: tt.part, Specifier: imap.PartSpecifierText}, tt.text},
+			{imap.FetchItemBodySection{Part: append(slices.Clone(tt.part), 1), Specifier: imap.PartSpecifierMIME}, tt.inMIME},
+		} {
+			if got := string(section(t, m, &c.item)); got != c.want {
+				t.Errorf("%s: BodySection(%v %s) = %q, want %q", tt.name, c.item.Part, c.item.Specifier, got, c.want)
+			}
+		}
+		checkConsistent(t, []byte(tt.msg))
 	}
 }
 

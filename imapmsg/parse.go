@@ -261,7 +261,7 @@ func (p *parser) before(d delimiter, from, vfrom int64) (int64, int64) {
 // A close delimiter's own line ending stays with its multipart, and an
 // enclosing entity ends where the last thing inside it ended, so a
 // message/rfc822 part may hold a line ending that the message inside it
-// does not.
+// gave to the delimiter: that message then gets it back (see below).
 func (p *parser) entity(kind int, depth int) (*entity, delimiter, bool) {
 	s := p.s
 	e := &entity{}
@@ -350,8 +350,32 @@ func (p *parser) entity(kind int, depth int) (*entity, delimiter, bool) {
 			clip(c, e.end, e.vend)
 		}
 	}
+	if e.msg != nil && e.msg.end < e.end {
+		regain(e.msg, e.end, e.vend)
+	}
 	complete(e)
 	return e, d, found
+}
+
+// regain gives a message inside a message/rfc822 part back the line
+// ending that its header gave to the delimiter after it while the part
+// kept it: the header's blank line, or the line ending of its last line
+// when a delimiter cut it short. Only a message with an empty body gives
+// its header's line ending away, and the part holds nothing after it, so
+// the header grows to the part's end and the body stays empty.
+//
+// Dovecot does not: for "Subject: x\n\n" before a delimiter it reports the
+// part as those 14 octets (CRLF form) but BODY[n.HEADER] as
+// "Subject: x\r\n" and BODY[n.TEXT] as empty, so the message's header and
+// text do not make up the message. RFC 3501 §6.4.5 (RFC 9051 §6.4.5) says
+// the blank line is included in all header fetches except for a message
+// with no body and no blank line; the body of a message/rfc822 part is
+// that message (RFC 2046 §5.2.1), so HEADER followed by TEXT is the part.
+// This changes only HEADER (and BODY[n.1.MIME] when that message is not a
+// multipart: it is the same header); sizes and BODYSTRUCTURE stay Dovecot's.
+func regain(msg *entity, end, vend int64) {
+	msg.body, msg.vbody = end, vend
+	msg.end, msg.vend = end, vend
 }
 
 // complete gives a multipart without parts one empty text/plain part, as
