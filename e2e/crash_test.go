@@ -337,7 +337,7 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 	// runner, and let it.
 	runner.stop(t)
 	var leftovers []string
-	for _, d := range []string{"env", "msg"} {
+	for _, d := range []string{"queue", "env"} {
 		for _, name := range sqDir(root, d) {
 			leftovers = append(leftovers, d+"/"+name)
 			old := time.Now().Add(-2 * time.Hour)
@@ -352,8 +352,8 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 		want := fmt.Sprintf("event=clean removed=%d", len(leftovers))
 		sqWait(t, "the runner's clean at start", 30*time.Second, func() bool { return runner.count(want) == 1 })
 	}
-	if env, msg := sqDir(root, "env"), sqDir(root, "msg"); len(env)+len(msg) != 0 {
-		t.Errorf("spool after the runner's clean: env %v msg %v", env, msg)
+	if queue, env := sqDir(root, "queue"), sqDir(root, "env"); len(queue)+len(env) != 0 {
+		t.Errorf("spool after the runner's clean: queue %v env %v", queue, env)
 	}
 
 	tmp := 0

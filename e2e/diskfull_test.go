@@ -145,7 +145,7 @@ func diskfullMaildir(t *testing.T, root string) (visible, tmp []string) {
 	return visible, tmp
 }
 
-// diskfullSpool returns the spool's entries and what env/ and msg/ hold.
+// diskfullSpool returns the spool's entries and what queue/ and env/ hold.
 func diskfullSpool(t *testing.T, root string) ([]*spool.Envelope, []string) {
 	t.Helper()
 	envs, err := sqSpool(root).List()
@@ -153,7 +153,7 @@ func diskfullSpool(t *testing.T, root string) ([]*spool.Envelope, []string) {
 		t.Fatal(err)
 	}
 	var files []string
-	for _, d := range []string{"env", "msg"} {
+	for _, d := range []string{"queue", "env"} {
 		for _, name := range sqDir(root, d) {
 			files = append(files, d+"/"+name)
 		}
@@ -305,7 +305,7 @@ func TestDiskFullSpoolOutOfInodes(t *testing.T) {
 			t.Errorf("no inodes, message from %s: %d %q, %v; want 451 or 452", from, code, text, err)
 		}
 	}
-	if envs, files := diskfullSpool(t, root); len(envs) != 1 || len(files) != 2 {
+	if envs, files := diskfullSpool(t, root); len(envs) != 1 || len(files) != 1 {
 		t.Errorf("no inodes: the spool lists %d entries and holds %v, want the first message's only", len(envs), files)
 	}
 	for _, p := range fillers {

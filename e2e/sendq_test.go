@@ -178,11 +178,11 @@ func sqWait(t *testing.T, what string, limit time.Duration, cond func() bool) {
 	}
 }
 
-// sqSpoolEmpty reports whether the spool holds no entry (env/ID) and no
-// message (msg/ID). Temporaries (env/.tmp.*) do not count: no reader looks
-// at them.
+// sqSpoolEmpty reports whether the spool holds no entry (queue/ID) and no
+// envelope (env/ID). Temporaries (.tmp.*) do not count: no reader looks at
+// them.
 func sqSpoolEmpty(root string) bool {
-	for _, d := range []string{"env", "msg"} {
+	for _, d := range []string{"queue", "env"} {
 		entries, err := os.ReadDir(filepath.Join(root, "spool", d))
 		if err != nil {
 			return false
@@ -196,7 +196,7 @@ func sqSpoolEmpty(root string) bool {
 	return true
 }
 
-// sqNoEntries reports whether env/ holds no entry.
+// sqNoEntries reports whether queue/ holds no entry.
 func sqNoEntries(root string) bool {
 	ids, err := sqSpool(root).IDs()
 	return err == nil && len(ids) == 0
@@ -555,15 +555,15 @@ func TestSendqKill9LosesNothing(t *testing.T) {
 	}
 	last := startSendq(t, root)
 	sqWait(t, "the last entry to go", 30*time.Second, func() bool { return sqNoEntries(root) })
-	// A kill between the two unlinks of a removal leaves the message file
-	// (msg/ID without env/ID), a kill in an envelope update a temporary:
+	// A kill between the two unlinks of a removal leaves an envelope
+	// (env/ID without queue/ID), a kill in an envelope update a temporary:
 	// garbage that spool.Clean removes (the runner calls it hourly for
 	// files older than an hour). Nothing else may be left.
 	if _, err := sqSpool(root).Clean(0); err != nil {
 		t.Fatal(err)
 	}
-	if env, msg := sqDir(root, "env"), sqDir(root, "msg"); len(env)+len(msg) != 0 {
-		t.Fatalf("spool after Clean: env %v msg %v\nlog:\n%s", env, msg, strings.Join(last.lines(), "\n"))
+	if queue, env := sqDir(root, "queue"), sqDir(root, "env"); len(queue)+len(env) != 0 {
+		t.Fatalf("spool after Clean: queue %v env %v\nlog:\n%s", queue, env, strings.Join(last.lines(), "\n"))
 	}
 	seen := subjects()
 	dups := 0

@@ -294,7 +294,7 @@ func TestSMTPdKilledWhileHoldingLeavesNothing(t *testing.T) {
 	if envs := smtpSpool(t, root); len(envs) != 0 {
 		t.Errorf("spool shows %d entries after kill -9 mid-DATA", len(envs))
 	}
-	for _, dir := range []string{tmp, filepath.Join(root, "spool", "msg")} {
+	for _, dir := range []string{tmp, filepath.Join(root, "spool", "queue")} {
 		if names, _ := os.ReadDir(dir); len(names) != 0 {
 			t.Errorf("%s holds %v after kill -9 mid-DATA", dir, names)
 		}

@@ -95,7 +95,16 @@ func smtpSpool(t *testing.T, root string) []*spool.Envelope {
 
 func smtpSpoolMessage(t *testing.T, root, id string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "spool", "msg", id))
+	sp, err := spool.Open(filepath.Join(root, "spool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sp.OpenMessage(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	b, err := io.ReadAll(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,14 +456,14 @@ func TestSMTPdAuthFailuresDisconnect(t *testing.T) {
 func TestSMTPdSpoolWriteFailure(t *testing.T) {
 	root, _ := smtpRoot(t)
 	srv := startSMTPd(t, root)
-	// The message directory replaced by a file: every enqueue fails, even
+	// The queue directory replaced by a file: every enqueue fails, even
 	// for root, as on a broken disk.
-	msgDir := filepath.Join(root, "spool", "msg")
-	if err := os.MkdirAll(filepath.Dir(msgDir), 0o700); err != nil {
+	queueDir := filepath.Join(root, "spool", "queue")
+	if err := os.MkdirAll(filepath.Dir(queueDir), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	os.RemoveAll(msgDir)
-	if err := os.WriteFile(msgDir, nil, 0o600); err != nil {
+	os.RemoveAll(queueDir)
+	if err := os.WriteFile(queueDir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := smtp.Dial(srv.addr)
@@ -667,11 +676,11 @@ func TestSMTPdKilledMidDataLeavesNothing(t *testing.T) {
 	c.cmd("RCPT TO:<alice@example.org>", 250)
 	c.cmd("DATA", 354)
 	c.send("Subject: half\r\n\r\n" + strings.Repeat("some of the message\r\n", 5000))
-	// The message file exists once smtpd has started writing it.
-	msgDir := filepath.Join(root, "spool", "msg")
+	// The temporary queue file exists once smtpd has started writing it.
+	queueDir := filepath.Join(root, "spool", "queue")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		names, _ := os.ReadDir(msgDir)
+		names, _ := os.ReadDir(queueDir)
 		if len(names) > 0 {
 			break
 		}
@@ -687,9 +696,10 @@ func TestSMTPdKilledMidDataLeavesNothing(t *testing.T) {
 	if envs := smtpSpool(t, root); len(envs) != 0 {
 		t.Errorf("spool shows %d entries after kill -9 mid-DATA, want none", len(envs))
 	}
-	names, err := os.ReadDir(filepath.Join(root, "spool", "env"))
-	if err != nil || len(names) != 0 {
-		t.Errorf("env/ holds %v, %v", names, err)
+	// What is left is the temporary file, never an entry.
+	names, err := os.ReadDir(queueDir)
+	if err != nil || len(names) != 1 || !strings.HasPrefix(names[0].Name(), ".tmp.") {
+		t.Errorf("queue/ holds %v, %v; want the one temporary file", names, err)
 	}
 }
 
@@ -724,12 +734,12 @@ func TestSMTPdUserDropsPrivileges(t *testing.T) {
 	if len(envs) != 1 {
 		t.Fatalf("spool has %d entries", len(envs))
 	}
-	fi, err := os.Stat(filepath.Join(root, "spool", "msg", envs[0].ID))
+	fi, err := os.Stat(filepath.Join(root, "spool", "queue", envs[0].ID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid || fi.Mode().Perm() != 0o600 {
-		t.Errorf("message file owner %d mode %v, want %d and 0600", st.Uid, fi.Mode().Perm(), uid)
+		t.Errorf("queue file owner %d mode %v, want %d and 0600", st.Uid, fi.Mode().Perm(), uid)
 	}
 	if ps, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", srv.cmd.Process.Pid)); err == nil {
 		if !regexp.MustCompile(`(?m)^Uid:\s+` + u.Uid + `\s+` + u.Uid + `\s+` + u.Uid).Match(ps) {

@@ -42,7 +42,7 @@ func TestRunRecordsUserAndOwner(t *testing.T) {
 	if e.LocalUID != strconv.Itoa(os.Geteuid()) {
 		t.Errorf("entry's local-uid = %q, want %d", e.LocalUID, os.Geteuid())
 	}
-	for _, p := range []string{filepath.Join("env", e.ID), filepath.Join("msg", e.ID)} {
+	for _, p := range []string{"queue", filepath.Join("queue", e.ID)} {
 		info, err := os.Stat(filepath.Join(env.Root.SpoolDir(), p))
 		if err != nil {
 			t.Fatal(err)
@@ -61,8 +61,8 @@ func TestRunRefusesTooBig(t *testing.T) {
 	if code := Run([]string{"-i", "bob@far.example"}, big, io.Discard, &stderr, env, Commands{}); code != 65 || !strings.Contains(stderr.String(), "limit") {
 		t.Errorf("Run with a message over %d bytes = %d (%s), want 65", MaxMessageSize, code, stderr.String())
 	}
-	if _, err := os.Stat(filepath.Join(env.Root.SpoolDir(), "env")); err == nil {
-		if names, _ := os.ReadDir(filepath.Join(env.Root.SpoolDir(), "env")); len(names) != 0 {
+	if _, err := os.Stat(filepath.Join(env.Root.SpoolDir(), "queue")); err == nil {
+		if names, _ := os.ReadDir(filepath.Join(env.Root.SpoolDir(), "queue")); len(names) != 0 {
 			t.Errorf("a refused message left %v in the spool", names)
 		}
 	}

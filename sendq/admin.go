@@ -54,16 +54,12 @@ func List(w io.Writer, sp *spool.Spool) error {
 
 // messageSize is the size of an entry's message on disk, -1 if unknown.
 func messageSize(sp *spool.Spool, id string) int64 {
-	f, err := sp.OpenMessage(id)
+	m, err := sp.OpenMessage(id)
 	if err != nil {
 		return -1
 	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return -1
-	}
-	return info.Size()
+	defer m.Close()
+	return m.Size()
 }
 
 // age formats a duration for people: 45s, 12m, 3h05m, 2d04h.

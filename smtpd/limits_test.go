@@ -194,12 +194,12 @@ func TestDataTimeout(t *testing.T) {
 
 func TestSpoolFailureIsTemporary(t *testing.T) {
 	ts := startServer(t)
-	// A file where the spool's message directory should be: every write
+	// A file where the spool's queue directory should be: every write
 	// fails, as it would on a broken disk, also for root.
 	if err := os.MkdirAll(ts.root.SpoolDir(), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(ts.root.SpoolDir()+"/msg", nil, 0o600); err != nil {
+	if err := os.WriteFile(ts.root.SpoolDir()+"/queue", nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c := ts.dial()

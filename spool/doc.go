@@ -9,15 +9,17 @@
 // The spool directory (ROOT/spool, mode 0711, owned by the daemons' user
 // postkit, "the spool's owner") holds:
 //
-//	env/ID            the envelope of entry ID; its existence IS the entry
+//	queue/ID          entry ID: its envelope as enqueued, an empty line, the message;
+//	                  its existence IS the entry
+//	queue/.tmp.*      an entry being written (flocked by its writer)
+//	env/ID            entry ID's current envelope, once it has been updated
 //	env/.tmp.*        an envelope being written (safefile temporaries)
-//	msg/ID            the message of entry ID, exactly the bytes enqueued
 //	runner.lock       flock(2)ed by the one running queue runner
 //	maildrop/         mode 1733: where any local user's sendmail drops mail
 //	maildrop/ID.RAND  a complete drop, for the runner to import (Pickup)
 //	maildrop/.tmp.*   a drop being written
 //
-// env/ and msg/ are mode 0700, their files mode 0600: only the owner reads
+// queue/ and env/ are mode 0700, their files mode 0600: only the owner reads
 // the queue. Others may pass through the spool directory (mode 0711) but
 // not list it, and only to reach maildrop/. ID is a queue ID: 16 characters of base32hex
 // (0-9, A-V) encoding 48 bits of milliseconds since 1970 and 32 random bits,
@@ -29,7 +31,7 @@
 //
 // Every file and directory in the spool belongs to the spool's owner, who
 // runs the queue runner. Programs that run as the owner (smtpd, sendq,
-// deliver started by sendq) write into env/ and msg/ directly. Root may
+// deliver started by sendq) write into queue/ and env/ directly. Root may
 // too (sendmail run by cron or an administrator's script, `sendq hold` and
 // `sendq rm`, deliver forwarding for an alias): when the process runs as
 // root, everything the spool package creates is given to the owner and
@@ -83,63 +85,77 @@
 // who moves it on, and what a crash leaves. "Durable" means fsynced along
 // with the directory entry.
 //
-//	state  msg/ID            env/ID    meaning
+// An entry is one file, queue/ID, the queue file: the envelope as it was
+// enqueued, an empty line, the message (the format of a drop, below). Once
+// something about the entry is recorded (a recipient delivered, an attempt,
+// a hold) its current envelope is env/ID, which overrides the one in the
+// queue file; the queue file itself is never changed after its commit.
+// Postfix's queue file is one file per message too: every message costs
+// one file creation, one fsync of the file and one of queue/, where two
+// files (message and envelope) would cost twice the creations and fsyncs
+// on the hot path that an MX's throughput depends on.
+//
+//	state  queue/ID          env/ID    meaning
 //	 0     -                 -         no entry
-//	 1     being written     -         Enqueue in progress (holds msg/ID's lock)
-//	 2     durable           -         message stored, envelope not yet committed
-//	 3     durable           durable   the entry exists: visible to List, Due, Load
-//	 4     durable           replaced  Update: rename(2) of a new envelope over the old
-//	 5     durable or gone   -         Remove: envelope unlinked (the entry is gone)
+//	 1     .tmp.* written    -         Enqueue in progress (holds the temporary's lock)
+//	 2     durable           -         the entry exists, as enqueued: visible to List, Due, Load
+//	 3     durable           durable   the entry, with its recorded state
+//	 4     durable           replaced  Update: rename(2) of a new envelope over env/ID
+//	 5     gone              present   Remove in progress: the entry is gone
 //
-// Enqueue (0 to 3), in this order:
+// Enqueue (0 to 2), in this order:
 //
-//  1. pick an ID; create msg/ID with O_EXCL (a clash picks another ID) and
-//     flock it; if it has meanwhile been unlinked by Clean, start again;
-//  2. copy the message into it, fsync it, fsync msg/;
-//  3. write the envelope to env/.tmp.RANDOM, fsync it, rename it to env/ID,
-//     fsync env/ (safefile.WriteFile). The rename is the commit point;
-//  4. release the lock and return the ID. Only now may smtpd answer 250.
+//  1. pick an ID and marshal the envelope (checking it);
+//  2. create queue/.tmp.RANDOM with O_EXCL and flock it; if Clean has
+//     meanwhile unlinked it, create another;
+//  3. write the envelope, the empty line and the message into it, fsync it;
+//  4. rename it to queue/ID without replacing anything (renameat2's
+//     RENAME_NOREPLACE, or link and unlink); the rename is the commit
+//     point. If queue/ID exists (two IDs clashed) or env/ID does (left by
+//     a crashed Remove), write a fresh ID over the old one in the file (IDs
+//     have a fixed length), fsync, and try again;
+//  5. fsync queue/, release the lock and return the ID. Only now may smtpd
+//     answer 250.
 //
-// A crash, or a failure, in steps 1 and 2 leaves state 1 or 2: an orphaned
-// msg/ID that no reader ever sees, because readers look at env/ only. A
-// crash in step 3 before the rename leaves that, plus an env/.tmp.* file.
-// After the rename the entry is complete: the message was durable before the
-// envelope existed. When Enqueue fails it removes its files itself; a crashed
-// enqueuer cannot, so Clean does (below).
+// A crash, or a failure, before the rename leaves state 1: a temporary that
+// no reader ever sees. When Enqueue fails, also after the rename (an fsync
+// of queue/ that fails), it removes its file itself and the caller is told
+// nothing was queued; a crashed enqueuer cannot, so Clean does (below).
 //
-// Update (3 to 4 to 3) replaces env/ID with safefile.WriteFile: a crash
-// leaves the old envelope or the new one, never a mix, so no recipient's
-// state is lost. At worst the outcome of the delivery attempt that was under
-// way is lost, and the recipients it reached get the message again at the
-// next attempt (as with qmail).
+// Update (2 or 3, to 4, to 3) writes env/ID with safefile.WriteFile: a crash
+// leaves the old envelope (or none, the one in the queue file) or the new
+// one, never a mix, so no recipient's state is lost. At worst the outcome of
+// the delivery attempt that was under way is lost, and the recipients it
+// reached get the message again at the next attempt (as with qmail).
 //
 // An Update that fails (full or read-only file system, I/O error) leaves
-// the old envelope: state 3 as it was, with recipients that were reached
-// still pending. The queue runner keeps their outcomes in memory, delivers
-// nothing more of the entry and writes the envelope again later (package
-// queue); only if it exits first do they get the message again.
+// the old envelope: state 2 or 3 as it was, with recipients that were
+// reached still pending. The queue runner keeps their outcomes in memory,
+// delivers nothing more of the entry and writes the envelope again later
+// (package queue); only if it exits first do they get the message again.
 //
-// Remove (3 to 5 to 0): unlink env/ID, fsync env/, unlink msg/ID. The
-// envelope goes first so that there is never an envelope without its
-// message; a crash in between leaves an orphaned msg/ID for Clean. msg/ is
-// not fsynced after the unlink: a crash that undoes it leaves the same
-// orphan, so the fsync would buy nothing.
+// Remove (2 or 3, to 5, to 0): unlink queue/ID, fsync queue/, unlink env/ID
+// if there is one. The queue file goes first and its removal is durable
+// before env/ID goes, so that a crash can never bring the queue file back
+// without the envelope that records which recipients are done. The removal
+// is also how the queue runner records the outcome of the attempt that
+// finished an entry, which is why it is fsynced even when env/ID does not
+// exist. env/ is not fsynced after the last unlink: a crash that undoes it
+// leaves an envelope without an entry (state 5), which readers ignore
+// (Load checks for the queue file after reading env/ID) and Clean removes.
 //
-// A Remove that fails before the unlink of env/ID leaves state 3 (the
-// runner then records the outcomes with an Update if it can and tries the
-// removal again later). One that fails after it has removed the entry; if
-// the fsync of env/ failed, a crash may bring the envelope back, as a crash
-// before the removal would.
+// A Remove that fails before the unlink of queue/ID leaves the entry as it
+// was (the runner then records the outcomes with an Update if it can and
+// tries the removal again later). One that fails after it has removed the
+// entry; if the fsync of queue/ failed, a crash may bring the entry back, as
+// a crash before the removal would.
 //
-// Clean(age) removes leftovers older than age: env/.tmp.* files, and msg/ID
-// files without env/ID whose lock it can take (a live enqueuer holds its
-// lock however slow its client is, so its file is never removed). It checks
-// for env/ID again under the lock, because Enqueue commits while holding it.
-// It also removes an env/ID whose msg/ID is missing, which postkit never
-// leaves but a person deleting files might; such an entry cannot be
-// delivered. The queue runner should call Clean when it starts and then
-// every hour or so; an age of an hour is ample, since a live writer's
-// message is protected by its lock and an envelope temporary lives for
+// Clean(age) removes leftovers older than age: queue/.tmp.* files whose
+// lock it can take (a live enqueuer holds its lock however slow its client
+// is, so its file is never removed), env/.tmp.* files, and env/ID files
+// without queue/ID. The queue runner should call Clean when it starts and
+// then every hour or so; an age of an hour is ample, since a live writer's
+// temporary is protected by its lock and an envelope temporary lives for
 // milliseconds.
 //
 // # Locking
@@ -147,17 +163,20 @@
 // Several enqueuers and one queue runner work on the spool at once, with
 // `sendq rm` and `sendq hold` from the command line:
 //
-//   - Enqueuers never conflict: each creates its own files under a fresh ID.
+//   - Enqueuers never conflict: each writes its own temporary and commits
+//     it under a fresh ID without replacing anything.
 //   - runner.lock (LockRunner, safefile.LockFile) admits one queue runner; a
 //     second `sendq run` fails with ErrRunnerActive.
-//   - Each entry has a lock: flock(2) on msg/ID (Lock, EntryLock). Enqueue
-//     holds it until the entry is committed; the queue runner holds it for a
+//   - Each entry has a lock: flock(2) on queue/ID (Lock, EntryLock), the
+//     same open file as the temporary Enqueue wrote, so Enqueue holds it
+//     until the entry is committed; the queue runner holds it for a
 //     whole delivery attempt (Lock, Load, deliver, Update or Remove, Unlock);
 //     rm and hold take it (Spool.Update and Spool.Remove wait up to
 //     LockWait, then fail with ErrBusy). So a change to the envelope never
 //     slips in between the runner's Load and its Update and gets lost, and an
 //     Update never recreates a removed entry: removal happens only under the
-//     lock, and Update checks for the envelope under it.
+//     lock, and Update checks under it that the locked queue file still has
+//     its name.
 //   - Readers (Load, List, Due, OpenMessage) take no lock: envelopes are only
 //     replaced by rename, so they read an old or a new one.
 //
@@ -165,9 +184,10 @@
 //
 // # Waking the queue runner
 //
-// Watch returns a channel that receives a wake-up whenever an envelope is
-// renamed into env/ (a new entry, or an Update such as a release from hold)
-// or a drop into maildrop/, using inotify(7) on both. Enqueuers and
+// Watch returns a channel that receives a wake-up whenever a queue file is
+// renamed into queue/ (a new entry), an envelope into env/ (an Update such
+// as a release from hold) or a drop into maildrop/, using inotify(7) on the
+// three. Enqueuers and
 // droppers do nothing extra for it, so enqueuing never blocks and works with
 // no runner running. The spool must be on a
 // local file system for inotify to see other processes' changes.

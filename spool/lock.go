@@ -11,11 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// EntryLock is the exclusive lock on one entry, an flock(2) on its message
+// EntryLock is the exclusive lock on one entry, an flock(2) on its queue
 // file. Enqueue holds it while it writes the entry, the queue runner for a
-// whole delivery attempt, sendq rm and hold for their change, Clean before it
-// removes an orphan. The kernel drops it when the holder exits, however it
-// exits. An EntryLock is for one goroutine.
+// whole delivery attempt, sendq rm and hold for their change. The kernel
+// drops it when the holder exits, however it exits. An EntryLock is for one
+// goroutine.
 type EntryLock struct {
 	s  *Spool
 	id string
@@ -29,11 +29,8 @@ func (s *Spool) Lock(id string, wait time.Duration) (*EntryLock, error) {
 	if !ValidID(id) {
 		return nil, fmt.Errorf("%w: %q is not a queue id", ErrNotFound, id)
 	}
-	f, err := os.Open(s.msgPath(id))
+	f, err := os.Open(s.queuePath(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		if exists(s.envPath(id)) {
-			return nil, fmt.Errorf("spool: entry %s: %w: envelope without message file (Clean removes it)", id, ErrInvalid)
-		}
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
@@ -46,14 +43,13 @@ func (s *Spool) Lock(id string, wait time.Duration) (*EntryLock, error) {
 		}
 		return nil, storageErr(err, "lock %s", id)
 	}
-	// Whoever held the lock may have removed the entry, or it may be an
-	// orphan whose writer failed or crashed.
+	// Whoever held the lock may have removed the entry.
 	linked, err := stillLinked(f)
 	if err != nil {
 		f.Close()
 		return nil, storageErr(err, "lock %s", id)
 	}
-	if !linked || !exists(s.envPath(id)) {
+	if !linked {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -64,15 +60,24 @@ func (s *Spool) Lock(id string, wait time.Duration) (*EntryLock, error) {
 func (l *EntryLock) ID() string { return l.id }
 
 // Load reads the locked entry's envelope.
-func (l *EntryLock) Load() (*Envelope, error) { return l.s.Load(l.id) }
+func (l *EntryLock) Load() (*Envelope, error) {
+	data, err := os.ReadFile(l.s.envPath(l.id))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return readHead(l.f, l.id)
+	case err != nil:
+		return nil, storageErr(err, "read envelope %s", l.id)
+	}
+	return parseEntryEnvelope(data, l.id)
+}
 
 // OpenMessage opens the locked entry's message for reading. Closing it does
 // not release the lock.
-func (l *EntryLock) OpenMessage() (*os.File, error) { return l.s.OpenMessage(l.id) }
+func (l *EntryLock) OpenMessage() (*Message, error) { return l.s.OpenMessage(l.id) }
 
 // Update replaces the locked entry's envelope atomically (as
-// safefile.WriteFile does, the new file owned by the spool's owner): a crash
-// leaves the old envelope or the new one, never a mix.
+// safefile.WriteFile does, the new file env/ID owned by the spool's owner): a
+// crash leaves the old envelope or the new one, never a mix.
 func (l *EntryLock) Update(env *Envelope) error {
 	if env.ID != l.id {
 		return fmt.Errorf("%w: update of %s with the envelope of %q", ErrInvalid, l.id, env.ID)
@@ -83,7 +88,10 @@ func (l *EntryLock) Update(env *Envelope) error {
 	}
 	// Removal happens only under the lock we hold, so this check cannot go
 	// stale before the rename below.
-	if !exists(l.s.envPath(l.id)) {
+	if linked, err := stillLinked(l.f); err != nil || !linked {
+		if err != nil {
+			return storageErr(err, "update %s", l.id)
+		}
 		return fmt.Errorf("%w: %s", ErrNotFound, l.id)
 	}
 	if err := l.s.writeFile(l.s.envPath(l.id), data); err != nil {
@@ -92,26 +100,27 @@ func (l *EntryLock) Update(env *Envelope) error {
 	return nil
 }
 
-// Remove removes the locked entry: the envelope first (the entry is gone at
-// that moment), then the message. A crash in between leaves an orphaned
-// message file, which Clean removes.
+// Remove removes the locked entry: the queue file first (the entry is gone
+// at that moment, and its removal is made durable), then env/ID if the entry
+// was ever updated. A crash in between leaves an envelope without an entry,
+// which Clean removes.
 func (l *EntryLock) Remove() error {
-	err := os.Remove(l.s.envPath(l.id))
+	err := os.Remove(l.s.queuePath(l.id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %s", ErrNotFound, l.id)
 	}
 	if err != nil {
 		return storageErr(err, "remove %s", l.id)
 	}
-	// Make the removal durable before the message goes: a crash must not
-	// bring back an envelope whose message is already gone.
-	if err := safefile.SyncDir(l.s.envDir); err != nil {
+	// Durable before env/ID goes: a crash must not bring back the queue
+	// file without the envelope that records which recipients are done.
+	// This also makes the removal itself, which records the outcome of the
+	// attempt that finished the entry, survive a crash.
+	if err := safefile.SyncDir(l.s.queueDir); err != nil {
 		return storageErr(err, "remove %s", l.id)
 	}
-	// No fsync of msg/ after this: if a crash undoes the unlink, the
-	// message is an orphan that Clean removes.
-	if err := os.Remove(l.s.msgPath(l.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return storageErr(err, "remove message %s", l.id)
+	if err := os.Remove(l.s.envPath(l.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return storageErr(err, "remove envelope %s", l.id)
 	}
 	return nil
 }

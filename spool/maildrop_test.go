@@ -429,7 +429,7 @@ func TestRootGivesFilesToOwner(t *testing.T) {
 	}
 	l.Unlock()
 	want := nobody.Uid + ":" + nobody.Gid
-	for _, p := range []string{s.envDir, s.msgDir, s.dropDir, s.envPath(env.ID), s.msgPath(env.ID), filepath.Join(dir, "runner.lock")} {
+	for _, p := range []string{s.queueDir, s.envDir, s.dropDir, s.queuePath(env.ID), s.envPath(env.ID), filepath.Join(dir, "runner.lock")} {
 		info, err := os.Lstat(p)
 		if err != nil {
 			t.Fatal(err)

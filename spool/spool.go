@@ -1,12 +1,15 @@
 package spool
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/postkit/postkit/safefile"
+	"golang.org/x/sys/unix"
 )
 
 // Errors that callers tell apart with errors.Is.
@@ -54,12 +58,17 @@ func storageErr(err error, format string, args ...any) error {
 // DefaultLockWait is how long Update and Remove wait for an entry's lock.
 const DefaultLockWait = 10 * time.Second
 
+// maxEnvelope is the longest envelope a queue file may start with: far
+// more than the recipient limits of smtpd and sendmail let in, and a bound
+// on what a reader of a damaged file reads before it gives up.
+const maxEnvelope = 4 << 20
+
 // Spool is one queue directory. Its methods are safe for concurrent use by
 // several goroutines and processes (see the package documentation for who may
-// do what).
+// write what).
 type Spool struct {
-	dir, envDir, msgDir, dropDir string
-	owner                        fileOwner
+	dir, queueDir, envDir, dropDir string
+	owner                          fileOwner
 	// pickupMu serialises Pickup; dropsLeft are drops it could not
 	// remove, never to be looked at again by this process.
 	pickupMu  sync.Mutex
@@ -70,19 +79,19 @@ type Spool struct {
 }
 
 // Open opens the spool in dir, creating what is missing of its layout:
-// dir (mode 0711), dir/env and dir/msg (mode 0700), dir/maildrop (mode
+// dir (mode 0711), dir/queue and dir/env (mode 0700), dir/maildrop (mode
 // 1733). Directories it creates inside an existing dir belong to dir's
 // owner, also when Open runs as root (see the package documentation).
 func Open(dir string) (*Spool, error) {
 	s := &Spool{
 		dir:      dir,
+		queueDir: filepath.Join(dir, "queue"),
 		envDir:   filepath.Join(dir, "env"),
-		msgDir:   filepath.Join(dir, "msg"),
 		dropDir:  filepath.Join(dir, MaildropDir),
 		LockWait: DefaultLockWait,
 	}
 	created := false
-	for _, d := range []string{dir, s.envDir, s.msgDir, s.dropDir} {
+	for _, d := range []string{dir, s.queueDir, s.envDir, s.dropDir} {
 		err := os.Mkdir(d, 0o700)
 		if errors.Is(err, fs.ErrNotExist) && d == dir {
 			err = os.MkdirAll(d, 0o700)
@@ -133,112 +142,165 @@ func (s *Spool) initDir(d string) error {
 // Dir returns the spool's directory.
 func (s *Spool) Dir() string { return s.dir }
 
-func (s *Spool) envPath(id string) string { return filepath.Join(s.envDir, id) }
-func (s *Spool) msgPath(id string) string { return filepath.Join(s.msgDir, id) }
+func (s *Spool) queuePath(id string) string { return filepath.Join(s.queueDir, id) }
+func (s *Spool) envPath(id string) string   { return filepath.Join(s.envDir, id) }
+
+// writeBufs are Enqueue's write buffers: one queue file is usually written
+// with one write(2), and a busy smtpd does not allocate a buffer per message.
+var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 // Enqueue stores a message and its envelope. It sets env.ID, env.Arrival and
 // env.NextAttempt (to the arrival time: due at once) and returns the ID once
-// the message file, the envelope and both directories are fsynced. On error
-// nothing is visible: a StorageError is temporary; an error wrapping
-// ErrInvalid means env was unusable; an error from msg is returned wrapped.
-// Enqueue never waits for the queue runner, which need not be running.
+// the queue file and its directory are fsynced. On error nothing is visible:
+// a StorageError is temporary; an error wrapping ErrInvalid means env was
+// unusable; an error from msg is returned wrapped. Enqueue never waits for
+// the queue runner, which need not be running.
 func (s *Spool) Enqueue(env *Envelope, msg io.Reader) (string, error) {
 	now := time.Now().UTC().Round(0)
 	e := *env
 	e.Arrival, e.NextAttempt = now, now
-	// Check the envelope before writing anything, with a stand-in ID.
-	e.ID = strings.Repeat("0", IDLen)
-	if err := e.validate(); err != nil {
-		return "", err
-	}
-
-	f, id, err := s.createMessage(now)
+	id, err := newID(now)
 	if err != nil {
 		return "", err
 	}
 	e.ID = id
+	// MarshalEnvelope checks the envelope before anything is written.
+	head, err := MarshalEnvelope(&e)
+	if err != nil {
+		return "", err
+	}
+
+	f, err := s.createTemp()
+	if err != nil {
+		return "", err
+	}
+	name := f.Name() // where the file is: removed again unless committed
 	committed := false
 	defer func() {
 		if !committed {
-			// Still under the lock: nobody else looks at this entry. The
-			// envelope goes first, so that no crash in between leaves an
-			// envelope without its message.
-			os.Remove(s.envPath(id))
-			os.Remove(s.msgPath(id))
+			os.Remove(name)
 		}
 		f.Close() // releases the lock
 	}()
 
+	w := writeBufs.Get().(*bufio.Writer)
+	w.Reset(f)
+	w.Write(head)
+	w.WriteByte('\n')
 	r := &trackingReader{r: msg}
-	if _, err := io.Copy(f, r); err != nil {
+	_, err = w.ReadFrom(r)
+	if err == nil {
+		err = w.Flush()
+	}
+	w.Reset(nil)
+	writeBufs.Put(w)
+	if err != nil {
 		if r.err != nil {
 			return "", fmt.Errorf("spool: reading message: %w", r.err)
 		}
-		return "", storageErr(err, "write message %s", id)
+		return "", storageErr(err, "write entry %s", id)
 	}
 	if err := f.Sync(); err != nil {
-		return "", storageErr(err, "fsync message %s", id)
+		return "", storageErr(err, "fsync entry %s", id)
 	}
-	if err := safefile.SyncDir(s.msgDir); err != nil {
+	// The rename is the commit point: readers see queue/ID whole or not
+	// at all. It never replaces an existing entry; on a clash of IDs (two
+	// messages in one millisecond drawing the same 32 random bits), or with
+	// a leftover envelope of a removed entry under the same ID, the file
+	// gets a new ID, written in place.
+	for tries := 0; ; tries++ {
+		if !exists(s.envPath(id)) {
+			err = renameNoReplace(name, s.queuePath(id))
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, fs.ErrExist) {
+				return "", storageErr(err, "commit entry %s", id)
+			}
+		}
+		if tries == 10 {
+			return "", storageErr(errors.New("no free queue id after 10 tries"), "commit entry")
+		}
+		if id, err = s.renumber(f, head, id, now); err != nil {
+			return "", err
+		}
+	}
+	name = s.queuePath(id)
+	if err := safefile.SyncDir(s.queueDir); err != nil {
 		return "", storageErr(err, "enqueue %s", id)
 	}
-	data, err := MarshalEnvelope(&e)
-	if err != nil {
-		return "", err
-	}
-	// The commit point: once the envelope is renamed into env/ the entry
-	// exists. safefile fsyncs the envelope and env/ before returning.
-	if err := s.writeFile(s.envPath(id), data); err != nil {
-		return "", storageErr(err, "write envelope %s", id)
-	}
 	committed = true
-	env.ID, env.Arrival, env.NextAttempt = e.ID, e.Arrival, e.NextAttempt
+	env.ID, env.Arrival, env.NextAttempt = id, e.Arrival, e.NextAttempt
 	return id, nil
 }
 
-// createMessage creates msg/ID for a fresh ID with O_EXCL and locks it. The
-// lock tells Clean that a live writer owns the file; the link count check
-// catches a Clean that removed the file between our create and our flock.
-func (s *Spool) createMessage(now time.Time) (*os.File, string, error) {
+// createTemp creates and locks a temporary queue file, owned by the spool's
+// owner. The lock tells Clean that a live writer owns the file; the link
+// count check catches a Clean that removed it between create and flock.
+func (s *Spool) createTemp() (*os.File, error) {
 	for range 10 {
-		id, err := newID(now)
+		f, err := safefile.CreateTemp(s.queueDir, 0o600)
 		if err != nil {
-			return nil, "", err
-		}
-		p := s.msgPath(id)
-		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return nil, "", storageErr(err, "create message")
+			return nil, storageErr(err, "create entry")
 		}
 		if err := s.owner.own(f); err != nil {
-			os.Remove(p)
+			os.Remove(f.Name())
 			f.Close()
-			return nil, "", storageErr(err, "create message %s", id)
+			return nil, storageErr(err, "create entry")
 		}
 		if err := flock(f, DefaultLockWait); err != nil {
+			os.Remove(f.Name())
 			f.Close()
-			return nil, "", storageErr(err, "lock new message %s", id)
+			return nil, storageErr(err, "lock new entry")
 		}
 		if linked, err := stillLinked(f); err != nil || !linked {
 			f.Close()
 			if err != nil {
-				return nil, "", storageErr(err, "create message %s", id)
+				return nil, storageErr(err, "create entry")
 			}
 			continue
 		}
-		if _, err := os.Lstat(s.envPath(id)); !errors.Is(err, fs.ErrNotExist) {
-			// An envelope whose message is gone (a damaged entry) has
-			// this ID: leave it to Clean and pick another.
-			os.Remove(p)
-			f.Close()
-			continue
-		}
-		return f, id, nil
+		return f, nil
 	}
-	return nil, "", storageErr(errors.New("no free queue id after 10 tries"), "create message")
+	return nil, storageErr(errors.New("temporary files vanish as they are created"), "create entry")
+}
+
+// renumber gives the queue file f, whose envelope head names id, a fresh ID:
+// IDs have a fixed length, so the new one is written over the old in place.
+func (s *Spool) renumber(f *os.File, head []byte, id string, now time.Time) (string, error) {
+	fresh, err := newID(now)
+	if err != nil {
+		return "", err
+	}
+	at := bytes.Index(head, []byte("\nid "+id+"\n"))
+	if at < 0 || len(fresh) != len(id) {
+		return "", fmt.Errorf("spool: %w: cannot renumber entry %s", ErrInvalid, id)
+	}
+	if _, err := f.WriteAt([]byte(fresh), int64(at+len("\nid "))); err != nil {
+		return "", storageErr(err, "renumber entry %s", id)
+	}
+	copy(head[at+len("\nid "):], fresh)
+	if err := f.Sync(); err != nil {
+		return "", storageErr(err, "fsync entry %s", fresh)
+	}
+	return fresh, nil
+}
+
+// renameNoReplace renames oldpath to newpath unless newpath exists
+// (fs.ErrExist). File systems without renameat2's RENAME_NOREPLACE get
+// link(2) and unlink(2), which fail the same way.
+func renameNoReplace(oldpath, newpath string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		if err = os.Link(oldpath, newpath); err != nil {
+			return err
+		}
+		return os.Remove(oldpath)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
 }
 
 // trackingReader remembers the error of the message source, so Enqueue can
@@ -256,7 +318,8 @@ func (t *trackingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Load reads the envelope of entry id. It takes no lock: envelopes are only
+// Load reads the envelope of entry id: env/ID if the entry has been updated,
+// else the one at the start of queue/ID. It takes no lock: envelopes are only
 // ever replaced whole, so Load sees either the old or the new one.
 func (s *Spool) Load(id string) (*Envelope, error) {
 	if !ValidID(id) {
@@ -264,11 +327,65 @@ func (s *Spool) Load(id string) (*Envelope, error) {
 	}
 	data, err := os.ReadFile(s.envPath(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		f, err := os.Open(s.queuePath(id))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		if err != nil {
+			return nil, storageErr(err, "read entry %s", id)
+		}
+		defer f.Close()
+		return readHead(f, id)
 	}
 	if err != nil {
 		return nil, storageErr(err, "read envelope %s", id)
 	}
+	// Remove unlinks the queue file before env/ID: an envelope without it
+	// belongs to an entry that is gone (or going).
+	if !exists(s.queuePath(id)) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return parseEntryEnvelope(data, id)
+}
+
+// readHead parses the envelope at the start of the queue file f.
+func readHead(f *os.File, id string) (*Envelope, error) {
+	head, _, err := headOf(f, id)
+	if err != nil {
+		return nil, err
+	}
+	return parseEntryEnvelope(head, id)
+}
+
+// headOf reads the envelope at the start of the queue file f, up to the
+// empty line after it, and returns it with the offset of the message.
+func headOf(f *os.File, id string) (head []byte, body int64, err error) {
+	buf := make([]byte, 0, 4096)
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, len(buf))
+		}
+		n, err := f.ReadAt(buf[len(buf):cap(buf)], int64(len(buf)))
+		// The envelope's lines are never empty, so its end is the
+		// first empty line.
+		from := max(0, len(buf)-1)
+		buf = buf[:len(buf)+n]
+		if i := bytes.Index(buf[from:], []byte("\n\n")); i >= 0 {
+			end := from + i + 1
+			return buf[:end], int64(end + 1), nil
+		}
+		switch {
+		case err == io.EOF:
+			return nil, 0, fmt.Errorf("spool: entry %s: %w: no empty line after the envelope", id, ErrInvalid)
+		case err != nil:
+			return nil, 0, storageErr(err, "read entry %s", id)
+		case len(buf) > maxEnvelope:
+			return nil, 0, fmt.Errorf("spool: entry %s: %w: envelope longer than %d bytes", id, ErrInvalid, maxEnvelope)
+		}
+	}
+}
+
+func parseEntryEnvelope(data []byte, id string) (*Envelope, error) {
 	env, err := ParseEnvelope(data)
 	if err != nil {
 		return nil, fmt.Errorf("spool: envelope %s: %w", id, err)
@@ -305,7 +422,7 @@ func (s *Spool) List() ([]*Envelope, error) {
 
 // IDs returns the IDs of all entries in order, without reading envelopes.
 func (s *Spool) IDs() ([]string, error) {
-	names, err := readDirNames(s.envDir)
+	names, err := readDirNames(s.queueDir)
 	if err != nil {
 		return nil, storageErr(err, "list")
 	}
@@ -334,19 +451,39 @@ func (s *Spool) Due(now time.Time) ([]*Envelope, error) {
 	return due, err
 }
 
+// Message is an entry's message open for reading: exactly the bytes that
+// were enqueued, the part of the queue file after the envelope. Size is its
+// length.
+type Message struct {
+	*io.SectionReader
+	f *os.File
+}
+
+// Close closes the queue file.
+func (m *Message) Close() error { return m.f.Close() }
+
 // OpenMessage opens entry id's message for reading.
-func (s *Spool) OpenMessage(id string) (*os.File, error) {
+func (s *Spool) OpenMessage(id string) (*Message, error) {
 	if !ValidID(id) {
 		return nil, fmt.Errorf("%w: %q is not a queue id", ErrNotFound, id)
 	}
-	f, err := os.Open(s.msgPath(id))
+	f, err := os.Open(s.queuePath(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return nil, storageErr(err, "open message %s", id)
 	}
-	return f, nil
+	_, body, err := headOf(f, id)
+	if err == nil {
+		var info os.FileInfo
+		if info, err = f.Stat(); err == nil {
+			return &Message{SectionReader: io.NewSectionReader(f, body, info.Size()-body), f: f}, nil
+		}
+		err = storageErr(err, "open message %s", id)
+	}
+	f.Close()
+	return nil, err
 }
 
 // Update replaces the envelope of entry env.ID atomically, taking the entry's
@@ -374,15 +511,15 @@ func (s *Spool) Remove(id string) error {
 }
 
 // Clean removes what crashed writers left behind, if older than age:
-// temporary envelope files, drops that were never completed (maildrop/.tmp.*,
-// and refused drops Pickup could not remove), message files without an envelope (an Enqueue
-// that never reached its commit point), and envelopes without a message
-// (only possible if something outside postkit deleted files). A message file
-// whose writer is still running is never removed, whatever age says: the
-// writer holds its lock. It returns how many files it removed.
+// temporary queue files (an Enqueue that never reached its commit point)
+// and envelopes, drops that were never completed (maildrop/.tmp.*, and
+// refused drops Pickup could not remove), and envelopes in env/ whose entry
+// is gone (a Remove that crashed half way). A temporary queue file whose
+// writer is still running is never removed, whatever age says: the writer
+// holds its lock. It returns how many files it removed.
 func (s *Spool) Clean(age time.Duration) (int, error) {
 	n := 0
-	for _, d := range []string{s.envDir, s.msgDir, s.dropDir} {
+	for _, d := range []string{s.envDir, s.dropDir} {
 		k, err := safefile.RemoveStale(d, age)
 		n += k
 		if err != nil && !(d == s.dropDir && errors.Is(err, fs.ErrNotExist)) {
@@ -390,12 +527,12 @@ func (s *Spool) Clean(age time.Duration) (int, error) {
 		}
 	}
 	removed := false
-	msgs, err := readDirNames(s.msgDir)
+	names, err := readDirNames(s.queueDir)
 	if err != nil {
 		return n, storageErr(err, "clean")
 	}
-	for _, id := range msgs {
-		if ValidID(id) && s.removeOrphan(id, age) {
+	for _, name := range names {
+		if strings.HasPrefix(name, safefile.TempPrefix) && s.removeTemp(name, age) {
 			n++
 			removed = true
 		}
@@ -411,7 +548,7 @@ func (s *Spool) Clean(age time.Duration) (int, error) {
 		}
 	}
 	if removed {
-		for _, d := range []string{s.envDir, s.msgDir} {
+		for _, d := range []string{s.queueDir, s.envDir} {
 			if err := safefile.SyncDir(d); err != nil {
 				return n, storageErr(err, "clean")
 			}
@@ -420,14 +557,12 @@ func (s *Spool) Clean(age time.Duration) (int, error) {
 	return n, nil
 }
 
-// removeOrphan removes msg/id if it has no envelope, is older than age and
-// nobody holds its lock. The envelope check is repeated under the lock:
-// an Enqueue holds the lock until its envelope is committed.
-func (s *Spool) removeOrphan(id string, age time.Duration) bool {
-	if exists(s.envPath(id)) {
-		return false
-	}
-	f, err := os.Open(s.msgPath(id))
+// removeTemp removes the temporary queue file name if it is older than age
+// and nobody holds its lock: a live Enqueue holds it until it has renamed
+// the file to its entry's name.
+func (s *Spool) removeTemp(name string, age time.Duration) bool {
+	p := filepath.Join(s.queueDir, name)
+	f, err := os.Open(p)
 	if err != nil {
 		return false
 	}
@@ -439,17 +574,18 @@ func (s *Spool) removeOrphan(id string, age time.Duration) bool {
 	if err != nil || time.Since(info.ModTime()) < age {
 		return false
 	}
-	if linked, err := stillLinked(f); err != nil || !linked || exists(s.envPath(id)) {
+	if linked, err := stillLinked(f); err != nil || !linked {
 		return false
 	}
-	return os.Remove(s.msgPath(id)) == nil
+	return os.Remove(p) == nil
 }
 
-// removeGhost removes env/id if its message file is missing. Enqueue writes
-// the message before the envelope and Remove deletes the envelope before the
-// message, so postkit itself never leaves an envelope without a message.
+// removeGhost removes env/id if its entry is gone. Updates happen only
+// while queue/ID exists and its lock is held, and Remove unlinks the queue
+// file first: an envelope without a queue file is what a Remove that
+// crashed in between leaves.
 func (s *Spool) removeGhost(id string, age time.Duration) bool {
-	if exists(s.msgPath(id)) {
+	if exists(s.queuePath(id)) {
 		return false
 	}
 	info, err := os.Lstat(s.envPath(id))

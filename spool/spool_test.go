@@ -129,8 +129,8 @@ func TestOpenCreatesPrivateLayout(t *testing.T) {
 		mode os.FileMode
 	}{
 		{s.dir, os.ModeDir | 0o711}, // others may only pass through, to maildrop/
+		{s.queueDir, os.ModeDir | 0o700},
 		{s.envDir, os.ModeDir | 0o700},
-		{s.msgDir, os.ModeDir | 0o700},
 		{s.dropDir, os.ModeDir | os.ModeSticky | 0o733},
 	} {
 		info, err := os.Stat(d.path)
@@ -174,10 +174,32 @@ func TestEnqueueLoadRoundTrip(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].ID != id {
 		t.Errorf("List = %v, %v; want the one entry", list, err)
 	}
-	for _, p := range []string{s.envPath(id), s.msgPath(id)} {
-		if info, err := os.Stat(p); err != nil || info.Mode().Perm() != 0o600 {
-			t.Errorf("Stat(%s) = %v, %v; want mode 0600", p, info, err)
-		}
+	if info, err := os.Stat(s.queuePath(id)); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("Stat(%s) = %v, %v; want mode 0600", s.queuePath(id), info, err)
+	}
+	// One file per entry: the envelope, an empty line, the message (the
+	// format of a drop). env/ holds envelopes of updated entries only.
+	data, err := os.ReadFile(s.queuePath(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := MarshalEnvelope(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := string(head) + "\n" + msg; string(data) != want {
+		t.Errorf("queue file = %q, want %q", data, want)
+	}
+	if names := dirNames(t, s.envDir); len(names) != 0 {
+		t.Errorf("env/ holds %v for an entry never updated", names)
+	}
+	m, err := s.OpenMessage(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Size() != int64(len(msg)) {
+		t.Errorf("OpenMessage(%s).Size() = %d, want %d", id, m.Size(), len(msg))
 	}
 }
 
@@ -195,8 +217,8 @@ func TestEnqueueRefusesInvalidEnvelope(t *testing.T) {
 	if id, err := s.Enqueue(env, strings.NewReader("x\n")); !errors.Is(err, ErrInvalid) || IsTemporary(err) {
 		t.Errorf("Enqueue without recipients = %q, %v; want a permanent ErrInvalid", id, err)
 	}
-	if names := dirNames(t, s.msgDir); len(names) != 0 {
-		t.Errorf("msg/ holds %v after a refused Enqueue", names)
+	if names := dirNames(t, s.queueDir); len(names) != 0 {
+		t.Errorf("queue/ holds %v after a refused Enqueue", names)
 	}
 }
 
@@ -316,7 +338,7 @@ func TestUpdateNeverResurrects(t *testing.T) {
 	if err := s.Remove(env.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second Remove = %v, want ErrNotFound", err)
 	}
-	for _, d := range []string{s.envDir, s.msgDir} {
+	for _, d := range []string{s.queueDir, s.envDir} {
 		if names := dirNames(t, d); len(names) != 0 {
 			t.Errorf("%s holds %v after Remove and Update", d, names)
 		}
@@ -440,8 +462,13 @@ func TestWriteFailureLeavesNothing(t *testing.T) {
 		name   string
 		break_ func(s *Spool) error
 	}{
-		{"envelope directory missing", func(s *Spool) error { return os.RemoveAll(s.envDir) }},
-		{"message directory missing", func(s *Spool) error { return os.RemoveAll(s.msgDir) }},
+		{"queue directory missing", func(s *Spool) error { return os.RemoveAll(s.queueDir) }},
+		{"queue directory replaced by a file", func(s *Spool) error {
+			if err := os.RemoveAll(s.queueDir); err != nil {
+				return err
+			}
+			return os.WriteFile(s.queueDir, nil, 0o600)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -451,13 +478,13 @@ func TestWriteFailureLeavesNothing(t *testing.T) {
 			}
 			id, err := s.Enqueue(newEnvelope("alice@example.org"), strings.NewReader("Subject: x\n\nx\n"))
 			var se *StorageError
-			if err == nil || !IsTemporary(err) || !errors.As(err, &se) || !errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("Enqueue = %q, %v; want a temporary StorageError wrapping ENOENT", id, err)
+			if err == nil || !IsTemporary(err) || !errors.As(err, &se) {
+				t.Fatalf("Enqueue = %q, %v; want a temporary StorageError", id, err)
 			}
 			if !strings.HasPrefix(err.Error(), "spool: ") {
 				t.Errorf("error %q lacks the spool: prefix", err)
 			}
-			for _, d := range []string{s.envDir, s.msgDir} {
+			for _, d := range []string{s.queueDir, s.envDir} {
 				names, err := readDirNames(d)
 				if err == nil && len(names) != 0 {
 					t.Errorf("%s holds %v after a failed Enqueue", d, names)
@@ -475,8 +502,8 @@ func TestReaderErrorIsNotStorageError(t *testing.T) {
 	if !errors.Is(err, boom) || IsTemporary(err) {
 		t.Errorf("Enqueue = %q, %v; want the reader's error, not a storage fault", id, err)
 	}
-	if names := dirNames(t, s.msgDir); len(names) != 0 {
-		t.Errorf("msg/ holds %v after a failed Enqueue", names)
+	if names := dirNames(t, s.queueDir); len(names) != 0 {
+		t.Errorf("queue/ holds %v after a failed Enqueue", names)
 	}
 }
 
@@ -509,8 +536,8 @@ func TestKilledEnqueueLeavesNoEntry(t *testing.T) {
 		cmd.Wait()
 		t.Fatalf("child said %q, %v; want ready", line, err)
 	}
-	if names := dirNames(t, s.msgDir); len(names) != 1 {
-		t.Errorf("msg/ holds %v while the child writes, want its one message file", names)
+	if names := dirNames(t, s.queueDir); len(names) != 1 || !strings.HasPrefix(names[0], ".tmp.") {
+		t.Errorf("queue/ holds %v while the child writes, want its one temporary file", names)
 	}
 	if n, err := s.Clean(0); n != 0 || err != nil {
 		t.Errorf("Clean while the child is alive = %d, %v; want 0 (its file is locked)", n, err)
@@ -535,9 +562,9 @@ func TestKilledEnqueueLeavesNoEntry(t *testing.T) {
 		t.Errorf("Clean(1h) of fresh leftovers = %d, %v; want 0 (too young)", n, err)
 	}
 	if n, err := s.Clean(0); n != 2 || err != nil {
-		t.Errorf("Clean(0) = %d, %v; want 2 (the message and the temporary)", n, err)
+		t.Errorf("Clean(0) = %d, %v; want 2 (the two temporaries)", n, err)
 	}
-	for _, d := range []string{s.envDir, s.msgDir} {
+	for _, d := range []string{s.queueDir, s.envDir} {
 		if names := dirNames(t, d); len(names) != 0 {
 			t.Errorf("%s holds %v after Clean", d, names)
 		}
@@ -590,16 +617,26 @@ func TestCleanSparesLiveWriterAndKeepsEntries(t *testing.T) {
 		t.Errorf("Load(%s) after Clean = %v", kept.ID, err)
 	}
 
-	// An envelope whose message was deleted by hand is damaged: Clean
-	// removes it.
-	if err := os.Remove(s.msgPath(kept.ID)); err != nil {
+	// A Remove that crashed between unlinking the queue file and the
+	// updated envelope leaves the envelope: no entry, and Clean removes it.
+	kept.Hold = true
+	if err := s.Update(kept); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Lock(kept.ID, 0); !errors.Is(err, ErrInvalid) {
-		t.Errorf("Lock of an entry without message = %v, want ErrInvalid", err)
+	if err := os.Remove(s.queuePath(kept.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lock(kept.ID, 0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Lock of an entry without queue file = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Load(kept.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Load of a leftover envelope = %v, want ErrNotFound", err)
 	}
 	if n, err := s.Clean(0); n != 1 || err != nil {
-		t.Errorf("Clean with a damaged entry = %d, %v; want 1", n, err)
+		t.Errorf("Clean with a leftover envelope = %d, %v; want 1", n, err)
+	}
+	if exists(s.envPath(kept.ID)) {
+		t.Errorf("Clean left %s", s.envPath(kept.ID))
 	}
 	if list, _ := s.List(); len(list) != 1 || list[0].ID != id {
 		t.Errorf("List after Clean = %v, want only %s", list, id)
@@ -615,4 +652,155 @@ func BenchmarkEnqueue4K(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestRemoveTakesUpdatedEnvelope(t *testing.T) {
+	s := openSpool(t)
+	env := enqueue(t, s, "x\n", "a@example.org", "b@example.org")
+	env.Recipients[0].State = Delivered
+	if err := s.Update(env); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load(env.ID)
+	if err != nil || got.Recipients[0].State != Delivered {
+		t.Fatalf("Load after Update = %+v, %v; want a's state delivered", got, err)
+	}
+	// The queue file keeps the envelope as enqueued; env/ID wins.
+	l, err := s.Lock(env.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Load(); err != nil || got.Recipients[0].State != Delivered {
+		t.Errorf("EntryLock.Load = %+v, %v; want the updated envelope", got, err)
+	}
+	if err := l.Remove(); err != nil {
+		t.Fatalf("Remove = %v", err)
+	}
+	l.Unlock()
+	for _, d := range []string{s.queueDir, s.envDir} {
+		if names := dirNames(t, d); len(names) != 0 {
+			t.Errorf("%s holds %v after Remove", d, names)
+		}
+	}
+}
+
+func TestRenameNoReplace(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, []byte(p), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := renameNoReplace(a, b); !errors.Is(err, os.ErrExist) {
+		t.Errorf("renameNoReplace onto an existing file = %v, want ErrExist", err)
+	}
+	if data, _ := os.ReadFile(b); string(data) != b {
+		t.Errorf("the existing file now holds %q", data)
+	}
+	c := filepath.Join(dir, "c")
+	if err := renameNoReplace(a, c); err != nil || exists(a) || !exists(c) {
+		t.Errorf("renameNoReplace to a free name = %v; a exists %v, c exists %v", err, exists(a), exists(c))
+	}
+}
+
+func TestRenumberRewritesTheIDInPlace(t *testing.T) {
+	s := openSpool(t)
+	env := newEnvelope("alice@example.org")
+	now := time.Now().UTC()
+	id, err := newID(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.ID, env.Arrival, env.NextAttempt = id, now, now
+	head, err := MarshalEnvelope(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.createTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(append(append(head, '\n'), "msg\n"...)); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := s.renumber(f, head, id, now)
+	if err != nil || fresh == id || !ValidID(fresh) {
+		t.Fatalf("renumber = %q, %v; want a new valid ID", fresh, err)
+	}
+	if err := os.Rename(f.Name(), s.queuePath(fresh)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load(fresh)
+	if err != nil || got.ID != fresh || got.From != env.From {
+		t.Errorf("Load(%s) = %+v, %v", fresh, got, err)
+	}
+	if m := readMessage(t, s, fresh); m != "msg\n" {
+		t.Errorf("message = %q", m)
+	}
+}
+
+func TestDamagedQueueFile(t *testing.T) {
+	tests := []struct{ name, data string }{
+		{"empty", ""},
+		{"no empty line", "postkit-envelope 1\nid ID\n"},
+		{"bad envelope", "postkit-envelope 1\nid ID\nbogus key\n\nmsg\n"},
+		{"another id", "postkit-envelope 1\nid 0000000000000000\n\nmsg\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openSpool(t)
+			id, err := newID(time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(s.queuePath(id), []byte(strings.ReplaceAll(tt.data, "ID", id)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if env, err := s.Load(id); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Load = %+v, %v; want ErrInvalid", env, err)
+			}
+			if tt.name != "bad envelope" && tt.name != "another id" {
+				if m, err := s.OpenMessage(id); !errors.Is(err, ErrInvalid) {
+					t.Errorf("OpenMessage = %v, %v; want ErrInvalid", m, err)
+				}
+			}
+		})
+	}
+}
+
+// FuzzQueueFile feeds arbitrary queue files to Load and OpenMessage: they
+// never panic, and whatever Load accepts reads back the message after it.
+func FuzzQueueFile(f *testing.F) {
+	f.Add([]byte("postkit-envelope 1\nid ID\nfrom a@example.org\narrival 2026-11-22T07:02:13Z\nnext-attempt 2026-11-22T07:02:13Z\nhold no\ndelay-notified no\nsmtputf8 no\nrequiretls no\nrcpt b@example.org\n  state pending\n  attempts 0\n\nSubject: x\n\nbody\n"))
+	f.Add([]byte("postkit-envelope 1\n\n\n"))
+	f.Add([]byte("\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := openSpool(t)
+		id := "0PQ3K7T2M1A4B5C6"
+		data = bytes.ReplaceAll(data, []byte("ID"), []byte(id))
+		if err := os.WriteFile(s.queuePath(id), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env, err := s.Load(id)
+		if err != nil {
+			return
+		}
+		if env.ID != id {
+			t.Fatalf("Load accepted an envelope naming %q", env.ID)
+		}
+		m, err := s.OpenMessage(id)
+		if err != nil {
+			t.Fatalf("OpenMessage after a good Load = %v", err)
+		}
+		defer m.Close()
+		got, err := io.ReadAll(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasSuffix(data, got) || !bytes.Contains(data, []byte("\n\n")) {
+			t.Fatalf("message %q is not the tail of the file", got)
+		}
+	})
 }

@@ -8,14 +8,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Watch wakes the queue runner: the channel receives a value when an
-// envelope is renamed into env/, which is how Enqueue commits a new entry and
-// how Update replaces one (so `sendq release` wakes the runner too), and when
+// Watch wakes the queue runner: the channel receives a value when a queue
+// file is renamed into queue/, which is how Enqueue commits a new entry, when
+// an envelope is renamed into env/, which is how Update replaces one (so
+// `sendq release` wakes the runner too), and when
 // a drop is renamed into maildrop/ (Drop), for the runner to Pickup. Wake-ups
 // that arrive while the previous one is unread are merged into it. The channel
 // holds one wake-up from the start, so a runner that scans on every receive
 // also picks up what arrived before it started. It is closed when ctx is done
-// or the watch ends (env/ removed).
+// or the watch ends (queue/ or env/ removed).
 //
 // Watch uses inotify(7): enqueuers and droppers do nothing extra and never
 // block, whether a runner watches or not. inotify does not see changes made on another host
@@ -25,9 +26,13 @@ func (s *Spool) Watch(ctx context.Context) (<-chan struct{}, error) {
 	if err != nil {
 		return nil, storageErr(err, "watch: inotify_init1")
 	}
-	if _, err := unix.InotifyAddWatch(fd, s.envDir, unix.IN_MOVED_TO|unix.IN_ONLYDIR); err != nil {
-		unix.Close(fd)
-		return nil, storageErr(&os.PathError{Op: "inotify_add_watch", Path: s.envDir, Err: err}, "watch")
+	// New entries are renamed into queue/ (or linked, IN_CREATE, where
+	// the file system lacks RENAME_NOREPLACE), updated envelopes into env/.
+	for _, d := range []string{s.queueDir, s.envDir} {
+		if _, err := unix.InotifyAddWatch(fd, d, unix.IN_MOVED_TO|unix.IN_CREATE|unix.IN_ONLYDIR); err != nil {
+			unix.Close(fd)
+			return nil, storageErr(&os.PathError{Op: "inotify_add_watch", Path: d, Err: err}, "watch")
+		}
 	}
 	// Drops are renamed into maildrop/ when complete (Drop). A spool
 	// without maildrop/ (an old layout) is watched without it.
@@ -37,7 +42,7 @@ func (s *Spool) Watch(ctx context.Context) (<-chan struct{}, error) {
 	}
 	// A non-blocking descriptor becomes a pollable *os.File, so Close from
 	// the goroutine below interrupts a pending Read.
-	f := os.NewFile(uintptr(fd), "inotify:"+s.envDir)
+	f := os.NewFile(uintptr(fd), "inotify:"+s.dir)
 	ch := make(chan struct{}, 1)
 	ch <- struct{}{}
 	wake := func() {
@@ -64,7 +69,7 @@ func (s *Spool) Watch(ctx context.Context) (<-chan struct{}, error) {
 	return ch, nil
 }
 
-// watchEvents calls wake for every new or replaced envelope and every new
+// watchEvents calls wake for every new entry, every replaced envelope and every new
 // drop in buf, and for a queue overflow (events were lost: scan anyway). It reports whether the
 // watch has ended.
 func watchEvents(buf []byte, wake func()) (ended bool) {
@@ -81,7 +86,7 @@ func watchEvents(buf []byte, wake func()) (ended bool) {
 			wake()
 		case ev.Mask&unix.IN_IGNORED != 0:
 			return true
-		case ev.Mask&unix.IN_MOVED_TO != 0 && (ValidID(name) || validDropName(name)):
+		case ev.Mask&(unix.IN_MOVED_TO|unix.IN_CREATE) != 0 && (ValidID(name) || validDropName(name)):
 			wake()
 		}
 	}

@@ -237,8 +237,8 @@ func (b *mailBench) postkitAccept() (root string, perSecond float64) {
 	port, stop := b.startSmtpd(root)
 	elapsed := b.smtpSource(port, localRcpt)
 	stop()
-	if got := countEntries(filepath.Join(root, "spool", "env")); got != b.n {
-		die("postkit accept: %d entries in %s/spool/env, want %d (see %s/smtpd.log)", got, root, b.n, root)
+	if got := countEntries(filepath.Join(root, "spool", "queue")); got != b.n {
+		die("postkit accept: %d entries in %s/spool/queue, want %d (see %s/smtpd.log)", got, root, b.n, root)
 	}
 	return root, rate(b.n, elapsed)
 }
@@ -250,7 +250,7 @@ func (b *mailBench) postkitDrainLocal(root string) float64 {
 	start := time.Now()
 	stop := b.startSendq(root)
 	b.waitFor("postkit local delivery", root+"/sendq.log", func() bool {
-		return countEntries(filepath.Join(root, "spool", "env")) == 0
+		return countEntries(filepath.Join(root, "spool", "queue")) == 0
 	})
 	elapsed := time.Since(start)
 	stop()
@@ -275,7 +275,7 @@ func (b *mailBench) postkitRemote() float64 {
 	start := time.Now()
 	stopQ := b.startSendq(root)
 	b.waitFor("postkit remote delivery", root+"/sendq.log", func() bool {
-		return countEntries(filepath.Join(root, "spool", "env")) == 0
+		return countEntries(filepath.Join(root, "spool", "queue")) == 0
 	})
 	elapsed := time.Since(start)
 	stopQ()
