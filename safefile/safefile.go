@@ -94,20 +94,6 @@ func CreateTemp(dir string, perm os.FileMode) (*os.File, error) {
 	return nil, fmt.Errorf("safefile: no free temporary name in %s", dir)
 }
 
-// SyncDir fsyncs a directory, making the creation, rename or removal of
-// entries in it durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("safefile: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("safefile: fsync %s: %w", dir, err)
-	}
-	return nil
-}
-
 // RemoveStale removes temporary files that WriteFile left in dir when a
 // writer crashed, if they are older than age. Young ones may belong to a
 // writer that is still running.

@@ -134,15 +134,21 @@
 // delivers nothing more of the entry and writes the envelope again later
 // (package queue); only if it exits first do they get the message again.
 //
-// Remove (2 or 3, to 5, to 0): unlink queue/ID, fsync queue/, unlink env/ID
-// if there is one. The queue file goes first and its removal is durable
-// before env/ID goes, so that a crash can never bring the queue file back
-// without the envelope that records which recipients are done. The removal
-// is also how the queue runner records the outcome of the attempt that
-// finished an entry, which is why it is fsynced even when env/ID does not
-// exist. env/ is not fsynced after the last unlink: a crash that undoes it
-// leaves an envelope without an entry (state 5), which readers ignore
-// (Load checks for the queue file after reading env/ID) and Clean removes.
+// Remove (2 or 3, to 5, to 0): unlink queue/ID; if env/ID exists, fsync
+// queue/ and unlink env/ID. The queue file goes first and its removal is
+// durable before env/ID goes, so that a crash can never bring the queue file
+// back without the envelope that records which recipients are done. env/ is
+// not fsynced after the last unlink: a crash that undoes it leaves an
+// envelope without an entry (state 5), which readers ignore (Load checks for
+// the queue file after reading env/ID) and Clean removes.
+//
+// The removal of an entry that was never updated is not fsynced. Nothing
+// was recorded about it, so every recipient was in the attempt that
+// finished it, and a machine crash that undoes the unlink can only deliver
+// that attempt again: the duplicate of the delivery in flight that a crash
+// can always cause. A killed process cannot undo an unlink, only the
+// kernel's crash can. Postfix and qmail do not fsync removals either; an
+// fsync there would be one flush of the disk per delivered message.
 //
 // A Remove that fails before the unlink of queue/ID leaves the entry as it
 // was (the runner then records the outcomes with an Update if it can and

@@ -101,10 +101,12 @@ func (l *EntryLock) Update(env *Envelope) error {
 }
 
 // Remove removes the locked entry: the queue file first (the entry is gone
-// at that moment, and its removal is made durable), then env/ID if the entry
-// was ever updated. A crash in between leaves an envelope without an entry,
-// which Clean removes.
+// at that moment), then env/ID if the entry was ever updated, after making
+// the first removal durable. A crash in between leaves an envelope without
+// an entry, which readers ignore and Clean removes.
 func (l *EntryLock) Remove() error {
+	// Updates happen only under the lock we hold: this cannot go stale.
+	updated := exists(l.s.envPath(l.id))
 	err := os.Remove(l.s.queuePath(l.id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %s", ErrNotFound, l.id)
@@ -112,15 +114,23 @@ func (l *EntryLock) Remove() error {
 	if err != nil {
 		return storageErr(err, "remove %s", l.id)
 	}
+	if !updated {
+		// Nothing was ever recorded about the entry, so every recipient
+		// was in the attempt that finished it: a machine crash that
+		// undoes this unlink delivers that attempt again, the duplicate
+		// of the delivery in flight that a crash can always cause. (A
+		// killed process cannot undo it.) Postfix and qmail do not fsync
+		// removals either; an fsync here would be one flush of the disk
+		// per delivered message.
+		return nil
+	}
 	// Durable before env/ID goes: a crash must not bring back the queue
 	// file without the envelope that records which recipients are done.
-	// This also makes the removal itself, which records the outcome of the
-	// attempt that finished the entry, survive a crash.
 	if err := safefile.SyncDir(l.s.queueDir); err != nil {
 		return storageErr(err, "remove %s", l.id)
 	}
-	if err := os.Remove(l.s.envPath(l.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return storageErr(err, "remove envelope %s", l.id)
+	if err := unix.Unlink(l.s.envPath(l.id)); err != nil && !errors.Is(err, unix.ENOENT) {
+		return storageErr(&os.PathError{Op: "unlink", Path: l.s.envPath(l.id), Err: err}, "remove envelope %s", l.id)
 	}
 	return nil
 }
