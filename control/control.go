@@ -145,8 +145,12 @@ func (r Root) Size(name string, def int64) (int64, error) {
 	return n, nil
 }
 
-// ParseSize parses a byte count with an optional K, M or G suffix.
+// ParseSize parses a byte count with an optional K, M or G suffix. An
+// empty string is an error, not zero: a flag given as --limit= is a mistake.
 func ParseSize(s string) (int64, error) {
+	if s == "" {
+		return 0, errors.New("an empty string is not a size (bytes, or a number with K, M or G)")
+	}
 	mult := int64(1)
 	switch strings.ToUpper(s[len(s)-1:]) {
 	case "K":

@@ -66,13 +66,19 @@ func TestParseSize(t *testing.T) {
 		{"0", 0, true}, {"1024", 1024, true}, {"4k", 4096, true}, {"50M", 50 << 20, true},
 		{"1G", 1 << 30, true}, {"", 0, false}, {"M", 0, false}, {"-1", 0, false}, {"1T", 0, false},
 	} {
-		if tc.in == "" {
-			continue // ParseSize is only called on non-empty strings
-		}
 		got, err := ParseSize(tc.in)
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d, ok=%v", tc.in, got, err, tc.want, tc.ok)
 		}
+	}
+}
+
+// TestParseSizeEmpty is the regression test for a panic FuzzParseSize
+// found: ParseSize("") indexed s[-1:]. imapd passes its --append-limit
+// flag to ParseSize as given, so "--append-limit=" crashed it.
+func TestParseSizeEmpty(t *testing.T) {
+	if n, err := ParseSize(""); err == nil || n != 0 {
+		t.Errorf("ParseSize(\"\") = %d, %v; want 0 and an error", n, err)
 	}
 }
 
