@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/postkit/postkit/address"
 )
 
 // conn sits between the transport (TCP, or TLS over it) and go-smtp, which
@@ -218,9 +220,9 @@ func (c *conn) nextLine() bool {
 	}
 	c.lastVerb, c.lastArg = verb, arg
 	c.pending = line
-	if pm, ok := postmasterLine(verb, arg); ok {
-		// RFC 5321 §4.1.1.3: see postmasterStandIn.
-		c.pending = pm
+	if pm, ok := address.QualifyPostmasterRCPT(verb, arg, postmasterStandInDomain); ok {
+		// RFC 5321 §4.1.1.3: see postmasterStandInDomain.
+		c.pending = []byte(pm)
 	}
 	return true
 }

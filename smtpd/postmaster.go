@@ -2,7 +2,6 @@ package smtpd
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/postkit/postkit/address"
 	"github.com/postkit/postkit/aliases"
@@ -14,28 +13,11 @@ import (
 // RFC 5321 §4.1.1.3 and §4.5.1: "RCPT TO:<Postmaster>", without a domain
 // and with the local part in any case, must be accepted and means the
 // postmaster of this host. go-smtp's path parser wants a domain and would
-// answer 501, so conn hands go-smtp the line with postmasterStandIn in place
-// of the path; the session ignores the path go-smtp parsed (it re-reads the
-// raw line, see session.path) and delivers to postmaster@ the domain
-// postmasterDomain picks.
-const postmasterStandIn = "<postmaster@postmaster.invalid>"
-
-// isBarePostmaster reports whether raw, a path as pathArg returns it, is
-// RFC 5321's "<Postmaster>".
-func isBarePostmaster(raw string) bool { return strings.EqualFold(raw, "<postmaster>") }
-
-// postmasterLine returns the RCPT line to hand go-smtp for an argument whose
-// path is "<Postmaster>": the same command and parameters, with
-// postmasterStandIn as the path. ok is false for any other argument.
-func postmasterLine(verb, arg string) (line []byte, ok bool) {
-	raw, found := pathArg(arg, "TO:")
-	if verb != "RCPT" || !found || !isBarePostmaster(raw) {
-		return nil, false
-	}
-	// The path follows "TO:" and blanks, which hold no '<'.
-	i := strings.IndexByte(arg, '<')
-	return []byte("RCPT TO:" + postmasterStandIn + arg[i+len(raw):] + "\r\n"), true
-}
+// answer 501, so conn hands go-smtp the line address.QualifyPostmasterRCPT
+// makes with postmasterStandInDomain; the session ignores the path go-smtp
+// parsed (it re-reads the raw line, see session.path) and delivers to
+// postmaster@ the domain postmasterDomain picks.
+const postmasterStandInDomain = "postmaster.invalid"
 
 // postmasterDomain returns the domain whose postmaster "<Postmaster>" means:
 // the server's host name if it is a local domain, else the alphabetically

@@ -128,7 +128,7 @@ func (s *session) path(prefix string, utf8 bool) (address.Address, error) {
 // or for "<Postmaster>" (RFC 5321 §4.1.1.3) postmaster@ the domain
 // postmasterDomain picks, which is local, so that it is never relayed.
 func (s *session) recipient(tx *transaction) (address.Address, error) {
-	if raw, ok := pathArg(s.conn.lastArg, "TO:"); !ok || !isBarePostmaster(raw) {
+	if raw, ok := pathArg(s.conn.lastArg, "TO:"); !ok || !address.IsBarePostmaster(raw) {
 		return s.path("TO:", tx.opts.UTF8)
 	}
 	domain, err := postmasterDomain(s.srv.root, s.srv.hostname, tx.resolver)
