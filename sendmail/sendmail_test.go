@@ -277,3 +277,76 @@ func TestServeSMTP(t *testing.T) {
 		t.Errorf("queued message = %q", msg)
 	}
 }
+
+// TestServeSMTPPostmaster checks RFC 5321 §4.1.1.3 under -bs: the bare
+// "<Postmaster>", in any case and with parameters, is accepted and queued for
+// the recipient that "sendmail postmaster" gets. A message line that reads
+// like the command, in a DATA message or a BDAT chunk, stays as it is.
+func TestServeSMTPPostmaster(t *testing.T) {
+	cmdEnv := testEnv(t)
+	if code := Run([]string{"postmaster"}, strings.NewReader("Subject: x\n\n"), io.Discard, io.Discard, cmdEnv, Commands{}); code != 0 {
+		t.Fatalf("Run(postmaster) = %d, want 0", code)
+	}
+	cmdEntry, _ := onlyEntry(t, cmdEnv)
+	want := cmdEntry.Recipients[0].Address
+	if want != "postmaster@host.example.org" {
+		t.Fatalf("sendmail postmaster queued for %q, want postmaster@host.example.org", want)
+	}
+	body := "Subject: x\r\n\r\nRCPT TO:<Postmaster>\r\n"
+	for _, tc := range []struct {
+		name    string
+		rcpt    string
+		message string // the commands and data that send the message
+		codes   string // the replies to them
+		notify  string
+	}{
+		{"bare", "RCPT TO:<Postmaster>", "DATA\r\n" + body + ".\r\n", "354 250", ""},
+		{"lower case, parameters", "RCPT TO:<postmaster> NOTIFY=NEVER", "DATA\r\n" + body + ".\r\n", "354 250", "NEVER"},
+		{"BDAT", "rcpt to: <POSTMASTER>", fmt.Sprintf("BDAT %d LAST\r\n%s", len(body), body), "250", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := testEnv(t)
+			in := "EHLO client\r\nMAIL FROM:<alice@example.org>\r\n" + tc.rcpt + "\r\n" + tc.message + "QUIT\r\n"
+			var out bytes.Buffer
+			if err := ServeSMTP(strings.NewReader(in), &out, env); err != nil {
+				t.Fatalf("ServeSMTP = %v", err)
+			}
+			var codes []string
+			for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\r\n"), "\r\n") {
+				if len(line) >= 4 && line[3] == ' ' {
+					codes = append(codes, line[:3])
+				}
+			}
+			// Greeting, EHLO, MAIL, RCPT, the message, QUIT.
+			if got, want := strings.Join(codes, " "), "220 250 250 250 "+tc.codes+" 221"; got != want {
+				t.Fatalf("%s: replies %s, want %s:\n%s", tc.rcpt, got, want, out.String())
+			}
+			e, msg := onlyEntry(t, env)
+			if len(e.Recipients) != 1 || e.Recipients[0].Address != want || e.Recipients[0].Notify != tc.notify {
+				t.Errorf("%s: queued for %+v, want %s notify %q", tc.rcpt, e.Recipients, want, tc.notify)
+			}
+			if !strings.HasSuffix(msg, "\n\nRCPT TO:<Postmaster>\n") {
+				t.Errorf("%s: queued message = %q, want the body as sent", tc.rcpt, msg)
+			}
+		})
+	}
+}
+
+// FuzzServeSMTP checks that a -bs session ends, without a panic, at the end
+// of any input: stdioConn's line and chunk tracking never leaves go-smtp
+// waiting for input that will not come.
+func FuzzServeSMTP(f *testing.F) {
+	body := "Subject: x\r\n\r\nRCPT TO:<Postmaster>\r\n"
+	for _, s := range []string{
+		"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<Postmaster> NOTIFY=NEVER\r\nDATA\r\n" + body + ".\r\nQUIT\r\n",
+		fmt.Sprintf("EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<postmaster>\r\nBDAT %d LAST\r\n%sQUIT\r\n", len(body), body),
+		"EHLO c\r\nBDAT 10\r\nRCPT TO:<Postmaster>\r\n", "EHLO c\r\nDATA\r\nRCPT TO:<Postmaster>\n", "RCPT TO:<Postmaster>",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if err := ServeSMTP(strings.NewReader(in), io.Discard, testEnv(t)); err != nil {
+			t.Fatalf("ServeSMTP(%q) = %v", in, err)
+		}
+	})
+}

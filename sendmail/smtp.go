@@ -1,10 +1,13 @@
 package sendmail
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,7 +25,7 @@ const MaxMessageSize = spool.MaxDropMessage
 // of input, enqueueing each message like the -bm mode does. The local user
 // is trusted as with -bm: no authentication, any sender.
 func ServeSMTP(in io.Reader, out io.Writer, env Env) error {
-	conn := &stdioConn{r: in, w: out, closed: make(chan struct{})}
+	conn := &stdioConn{br: bufio.NewReader(in), w: out, hostname: env.Hostname, lineStart: true, closed: make(chan struct{})}
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
 		return &session{env: env}, nil
 	}))
@@ -120,18 +123,97 @@ func (s *session) Data(r io.Reader) error {
 	return nil
 }
 
-// stdioConn is a net.Conn over standard input and output.
+// stdioConn is a net.Conn over standard input and output. It hands go-smtp
+// the input one line at a time, so go-smtp has run each command, and written
+// its reply, before stdioConn reads the next line: stdioConn thus knows which
+// lines go-smtp will read as commands, and rewrites "RCPT TO:<Postmaster>"
+// in those (see command).
 type stdioConn struct {
-	r    io.Reader
-	w    io.Writer
+	br       *bufio.Reader
+	w        io.Writer
+	hostname string // the domain of "<Postmaster>"
+	pending  []byte // the rest of the line being handed to go-smtp
+
+	lineStart bool  // the next byte of input starts a line
+	inData    bool  // go-smtp's last reply was 354: lines are the message's until its next reply
+	chunkLeft int64 // octets of a BDAT chunk still to hand on as they are
+
 	once sync.Once
 	// closed is closed by Close, which go-smtp calls at QUIT or after a
 	// read error.
 	closed chan struct{}
 }
 
-func (c *stdioConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
-func (c *stdioConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+func (c *stdioConn) Read(p []byte) (int, error) {
+	if len(c.pending) == 0 && c.chunkLeft > 0 {
+		// RFC 3030 §2: a BDAT chunk is octets, not lines.
+		n, err := c.br.Read(p[:min(int64(len(p)), c.chunkLeft)])
+		c.chunkLeft -= int64(n)
+		return n, err
+	}
+	if len(c.pending) == 0 {
+		// A line, or the part of a long line that fits the buffer.
+		frag, err := c.br.ReadSlice('\n')
+		if len(frag) == 0 {
+			return 0, err
+		}
+		c.pending = frag
+		if c.lineStart && !c.inData && frag[len(frag)-1] == '\n' {
+			c.pending = c.command(frag)
+		}
+		c.lineStart = frag[len(frag)-1] == '\n'
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
+}
+
+// command returns the line to hand go-smtp for a command line, splitting
+// it into verb and argument as go-smtp does. RFC 5321 §4.1.1.3: go-smtp's
+// parser wants a domain in every path and would answer 501 to the bare
+// "<Postmaster>", which every SMTP receiver must take, so the path becomes
+// postmaster@ the host name, as "sendmail postmaster" qualifies it. A BDAT
+// command is followed by a chunk whenever go-smtp accepts its arguments,
+// even if it refuses the command: chunkSize says how long.
+func (c *stdioConn) command(line []byte) []byte {
+	text := strings.TrimRight(string(line), "\r\n")
+	if len(text) < 5 || text[4] != ' ' {
+		return line
+	}
+	verb, arg := strings.ToUpper(text[:4]), strings.TrimSpace(text[5:])
+	switch verb {
+	case "RCPT":
+		if pm, ok := address.QualifyPostmasterRCPT(verb, arg, c.hostname); ok {
+			return []byte(pm)
+		}
+	case "BDAT":
+		c.chunkLeft = chunkSize(arg)
+	}
+	return line
+}
+
+// chunkSize returns the size of the chunk after a BDAT command with
+// argument arg, checking the argument as go-smtp v0.25.1's handleBdat does:
+// 0 when go-smtp answers 501 and reads no chunk.
+func chunkSize(arg string) int64 {
+	args := strings.Fields(arg)
+	if len(args) == 0 || len(args) > 2 || len(args) == 2 && !strings.EqualFold(args[1], "LAST") {
+		return 0
+	}
+	size, err := strconv.ParseUint(args[0], 10, 32)
+	if err != nil {
+		return 0
+	}
+	return int64(size)
+}
+
+// Write writes a reply line of go-smtp's (each comes in a Write of its own)
+// and notes whether it is the 354 that starts a DATA message.
+func (c *stdioConn) Write(p []byte) (int, error) {
+	c.inData = bytes.HasPrefix(p, []byte("354"))
+	return c.w.Write(p)
+}
+
 func (c *stdioConn) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	return nil
