@@ -146,6 +146,15 @@ func deliveredTo(data []byte) map[string]bool {
 	return seen
 }
 
+// deliveredBefore reports whether the header has a Delivered-To for a: in
+// the form lda writes it (traceHeader, SpoolForwarder: a.String()), or as
+// its lookup key. The key alone misses quoted local parts ("a b"@x: the key
+// is unquoted) and non-ASCII ones whose case folding differs from
+// strings.ToLower, and with it the loop of an alias that forwards.
+func (m *Message) deliveredBefore(a address.Address) bool {
+	return m.deliveredTo[strings.ToLower(a.String())] || m.deliveredTo[a.Key()]
+}
+
 // Options are the settings of one delivery run.
 type Options struct {
 	Sender   address.Address // the envelope sender; zero for <>
@@ -209,7 +218,7 @@ type Result struct {
 // Remote targets (aliases that forward elsewhere) are returned unresolved in
 // remote, for the caller to enqueue; lda never sends mail itself.
 func ToAddress(r *resolve.Resolver, rcpt address.Address, msg *Message, opt Options) (results []Result, remote []address.Address, err error) {
-	if msg.deliveredTo[rcpt.Key()] {
+	if msg.deliveredBefore(rcpt) {
 		return nil, nil, &Error{Code: sysexits.DataErr, Err: fmt.Errorf("lda: %s: %w", rcpt, ErrLoop)}
 	}
 	targets, err := r.Resolve(rcpt)
@@ -245,7 +254,7 @@ var senderMayNotChoose = map[string]bool{"sent": true, "drafts": true, "trash": 
 // ToTarget delivers msg to one resolved local target.
 func ToTarget(t resolve.Target, msg *Message, opt Options) (maildir.Delivered, error) {
 	user := t.Address.String()
-	if msg.deliveredTo[strings.ToLower(user)] {
+	if msg.deliveredBefore(t.Address) {
 		return maildir.Delivered{}, &Error{Code: sysexits.DataErr, Err: fmt.Errorf("lda: %s: %w", user, ErrLoop)}
 	}
 	root := maildir.Dir(t.Maildir)
