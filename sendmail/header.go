@@ -167,7 +167,7 @@ func addressList(v string) ([]string, error) {
 	if list, err := mail.ParseAddressList(v); err == nil {
 		var out []string
 		for _, a := range list {
-			out = append(out, a.Address)
+			out = append(out, addrSpec(a))
 		}
 		return out, nil
 	}
@@ -177,7 +177,7 @@ func addressList(v string) ([]string, error) {
 	var out []string
 	for _, item := range splitList(v) {
 		if a, err := mail.ParseAddress(item); err == nil {
-			out = append(out, a.Address)
+			out = append(out, addrSpec(a))
 			continue
 		}
 		bare := item
@@ -190,6 +190,14 @@ func addressList(v string) ([]string, error) {
 		out = append(out, bare)
 	}
 	return out, nil
+}
+
+// addrSpec returns a's address as an addr-spec. net/mail gives the local
+// part unquoted ("a b"@x as a b@x, "q@r"@x as q@r@x), which is no
+// address: String quotes it again where RFC 5322 §3.4.1 requires it.
+func addrSpec(a *mail.Address) string {
+	s := (&mail.Address{Address: a.Address}).String()
+	return s[1 : len(s)-1]
 }
 
 // isEmptyGroup reports whether v is only groups without members, such as
