@@ -29,12 +29,9 @@ func (s *Spool) Lock(id string, wait time.Duration) (*EntryLock, error) {
 	if !ValidID(id) {
 		return nil, fmt.Errorf("%w: %q is not a queue id", ErrNotFound, id)
 	}
-	f, err := os.Open(s.queuePath(id))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
+	f, err := s.openEntry(id, "lock")
 	if err != nil {
-		return nil, storageErr(err, "lock %s", id)
+		return nil, err
 	}
 	if err := flock(f, wait); err != nil {
 		f.Close()

@@ -327,12 +327,9 @@ func (s *Spool) Load(id string) (*Envelope, error) {
 	}
 	data, err := os.ReadFile(s.envPath(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		f, err := os.Open(s.queuePath(id))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-		}
+		f, err := s.openEntry(id, "read entry")
 		if err != nil {
-			return nil, storageErr(err, "read entry %s", id)
+			return nil, err
 		}
 		defer f.Close()
 		return readHead(f, id)
@@ -346,6 +343,19 @@ func (s *Spool) Load(id string) (*Envelope, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return parseEntryEnvelope(data, id)
+}
+
+// openEntry opens the queue file of entry id for reading; op says what for,
+// in a StorageError.
+func (s *Spool) openEntry(id, op string) (*os.File, error) {
+	f, err := os.Open(s.queuePath(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, storageErr(err, "%s %s", op, id)
+	}
+	return f, nil
 }
 
 // readHead parses the envelope at the start of the queue file f.
@@ -467,12 +477,9 @@ func (s *Spool) OpenMessage(id string) (*Message, error) {
 	if !ValidID(id) {
 		return nil, fmt.Errorf("%w: %q is not a queue id", ErrNotFound, id)
 	}
-	f, err := os.Open(s.queuePath(id))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
+	f, err := s.openEntry(id, "open message")
 	if err != nil {
-		return nil, storageErr(err, "open message %s", id)
+		return nil, err
 	}
 	_, body, err := headOf(f, id)
 	if err == nil {
