@@ -15,6 +15,8 @@
 //	env/ID            entry ID's current envelope, once it has been updated
 //	env/.tmp.*        an envelope being written (safefile temporaries)
 //	runner.lock       flock(2)ed by the one running queue runner
+//	journal/          mode 0700: the queue runner's delivery journal (package
+//	                  queue owns its files; CreateJournal creates them)
 //	maildrop/         mode 1733: where any local user's sendmail drops mail
 //	maildrop/ID.RAND  a complete drop, for the runner to import (Pickup)
 //	maildrop/.tmp.*   a drop being written
