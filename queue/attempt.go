@@ -176,6 +176,7 @@ func (a *attempt) deliver(ctx context.Context) {
 	if len(early.jobs) > 0 {
 		a.record(ctx, early)
 	}
+	jobs = a.skipJournaled(ctx, jobs)
 	var wg sync.WaitGroup
 	for _, g := range a.group(jobs) {
 		wg.Add(1)
@@ -320,7 +321,11 @@ func (g *group) run(ctx context.Context, a *attempt) {
 	if a.stalled() {
 		return
 	}
-	a.record(ctx, batch{jobs: g.jobs, outcomes: g.deliver(ctx, a, d)})
+	outs := g.deliver(ctx, a, d)
+	// Journaled before anything else: a runner killed from here on
+	// leaves the deliveries to the next runner's journal reading.
+	a.journalDelivered(g.jobs, outs)
+	a.record(ctx, batch{jobs: g.jobs, outcomes: outs})
 }
 
 // stalled reports whether an envelope write of the attempt failed. Its

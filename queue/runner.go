@@ -31,8 +31,23 @@
 // saves writing an envelope only to delete it. Notifications are enqueued
 // before the update or removal that records the outcome they report. So a
 // kill at any moment loses nothing: a recipient whose delivery was in
-// flight is still pending in the envelope and is delivered again later (the
-// only duplicate possible), and a notification may at worst be sent twice.
+// flight is still pending in the envelope and is delivered again later,
+// and a notification may at worst be sent twice.
+//
+// Between a delivery and its record there is an fsync, and up to
+// Concurrency deliveries are under way: a kill used to leave several
+// recipients who had the message pending. So the moment a delivery has
+// succeeded (lda returned, or the server answered 250 for the recipient),
+// before its outcome is recorded, the runner appends a line to its delivery
+// journal, spool/journal/ (journal.go), with one write(2) and no fsync: a
+// killed process cannot lose a completed write(2), only a machine crash can,
+// and that costs only the in-flight deliveries a crash may always repeat.
+// A new runner reads the journals earlier runners left, and a pending
+// recipient found there is recorded as delivered (logged event=journal)
+// instead of being delivered again. What a kill can still repeat is a
+// delivery that had not returned yet: one still writing, or waiting for the
+// Maildir's fsync after its rename. A journal file goes once none of the
+// entries it mentions is left in the spool.
 //
 // # When a notification cannot be enqueued
 //
@@ -162,6 +177,11 @@ type Runner struct {
 	// enqueueNotice enqueues a delivery status notification; tests
 	// replace it to make the enqueueing fail.
 	enqueueNotice func(*spool.Envelope, io.Reader) (string, error)
+
+	// journal is the delivery journal (journal.go), opened by Run;
+	// journalRotate is its file size limit, which tests lower.
+	journal       *journal
+	journalRotate int64
 }
 
 // destination is the state shared by the deliveries to one destination.
@@ -202,9 +222,10 @@ func New(cfg Config, sp *spool.Spool) *Runner {
 		dests:  map[string]*destination{},
 		active: map[string]bool{},
 
-		unrecorded:  map[string]*unrecorded{},
-		updateEntry: (*spool.EntryLock).Update,
-		removeEntry: (*spool.EntryLock).Remove,
+		unrecorded:    map[string]*unrecorded{},
+		journalRotate: journalRotate,
+		updateEntry:   (*spool.EntryLock).Update,
+		removeEntry:   (*spool.EntryLock).Remove,
 		enqueueNotice: func(env *spool.Envelope, msg io.Reader) (string, error) {
 			return sp.Enqueue(env, msg)
 		},
@@ -231,6 +252,16 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.cfg.Logf("event=clean removed=%d", n)
 	}
 	lastClean := time.Now()
+	// Before the first attempt: what earlier runners delivered and did
+	// not record. Closed after every attempt has finished and recorded
+	// (the defers below run first).
+	live, err := r.spool.IDs()
+	if err != nil {
+		r.cfg.Logf("event=journal error=%q", err)
+		live = nil
+	}
+	r.journal = openJournal(r.spool, r.cfg.Logf, live, r.journalRotate)
+	defer r.journal.close()
 	var lastScan time.Time
 	wake, err := r.spool.Watch(ctx)
 	if err != nil {
@@ -304,6 +335,7 @@ func (r *Runner) scan(ctx context.Context, finished chan<- struct{}) time.Time {
 		r.cfg.Logf("event=scan error=%q", err)
 		return next
 	}
+	r.journal.prune(ids)
 	retries := r.unrecordedRetries(ids)
 	limit := MaxActivePerSlot * r.cfg.Concurrency
 	r.mu.Lock()

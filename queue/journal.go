@@ -1,0 +1,497 @@
+package queue
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/postkit/postkit/maillog"
+	"github.com/postkit/postkit/remote"
+	"github.com/postkit/postkit/spool"
+)
+
+// The delivery journal closes most of the window between a delivery and
+// its record. Recording an outcome means an envelope update (an fsync) or
+// the entry's removal, and several deliveries are under way at once: a
+// runner killed with SIGKILL used to leave several recipients who had the
+// message still pending, and the next runner delivered to them again.
+//
+// So the moment a delivery has succeeded (lda returned success, or a
+// remote server answered 250 for the recipient), before its outcome is
+// recorded, the runner appends one line per delivered recipient to its
+// journal, ROOT/spool/journal/NAME, with one write(2) on a file opened
+// O_APPEND. It does not fsync: a completed write(2) is in the page cache,
+// and a process killed with SIGKILL cannot lose it; only a crash of the
+// machine can, and what that loses is the tail of the journal, the
+// deliveries of the last moments, whose outcomes were in flight: the
+// duplicates a crash may always cause. An fsync per delivery would cost
+// what the journal saves.
+//
+// A starting runner reads every journal that earlier runners left. When
+// it attempts an entry, a pending recipient that an earlier runner
+// journaled as delivered is not delivered again: it gets the outcome
+// Delivered (relay and DSN flag as journaled) through the usual record
+// path, logged with event=journal. A journal file is removed once none of
+// the entries it mentions is in the spool, never earlier: until the new
+// runner has recorded those outcomes, a runner after it must still find
+// them. The runner's own file is rotated at journalRotate bytes and its
+// rotated files are removed by the same rule, as is its last file when it
+// stops.
+//
+// A file's name is the runner's start time, its process ID and a sequence
+// number (20261122T070213.123456789Z.P4242.0); each line is
+//
+//	ID SP ADDRESS SP RELAY SP DSN LF
+//
+// ID the queue ID, ADDRESS the recipient exactly as in the envelope, RELAY
+// the outcome's relay (local, or the remote host) and DSN yes when the
+// remote server took over success notifications, else no. ADDRESS and RELAY
+// are written as envelope values are: a plain word, or a Go double-quoted
+// string. A line that does not parse is skipped, as is a last line
+// without its LF (a machine crash can leave one).
+
+// journalRotate is the size after which a runner starts a new journal file.
+const journalRotate = 1 << 20
+
+// maxJournalLine is the longest journal line read; longer ones are skipped.
+const maxJournalLine = 64 << 10
+
+// journalEntry is one line of a journal: recipient addr of entry id was
+// delivered.
+type journalEntry struct {
+	id, addr, relay string
+	dsn             bool
+}
+
+// appendJournalLine appends e's line to b.
+func appendJournalLine(b []byte, e journalEntry) []byte {
+	b = append(b, e.id...)
+	b = append(b, ' ')
+	b = append(b, journalQuote(e.addr)...)
+	b = append(b, ' ')
+	b = append(b, journalQuote(e.relay)...)
+	if e.dsn {
+		return append(b, " yes\n"...)
+	}
+	return append(b, " no\n"...)
+}
+
+// journalQuote writes a value as spool's envelope format does: a plain word
+// (printable ASCII but space, '"' and '\') as it is, anything else as a Go
+// double-quoted string.
+func journalQuote(s string) string {
+	if journalWord(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+func journalWord(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseJournalLine parses one line, without its LF.
+func parseJournalLine(l string) (journalEntry, error) {
+	var e journalEntry
+	id, rest, ok := strings.Cut(l, " ")
+	if !ok || !spool.ValidID(id) {
+		return e, fmt.Errorf("queue: journal line %.60q: no queue id", l)
+	}
+	e.id = id
+	var err error
+	if e.addr, rest, err = journalField(rest); err != nil {
+		return e, fmt.Errorf("queue: journal line %.60q: address: %w", l, err)
+	}
+	if e.addr == "" {
+		return e, fmt.Errorf("queue: journal line %.60q: empty address", l)
+	}
+	if e.relay, rest, err = journalField(rest); err != nil {
+		return e, fmt.Errorf("queue: journal line %.60q: relay: %w", l, err)
+	}
+	switch rest {
+	case "yes":
+		e.dsn = true
+	case "no":
+	default:
+		return e, fmt.Errorf("queue: journal line %.60q: dsn is neither yes nor no", l)
+	}
+	return e, nil
+}
+
+// journalField takes a value and the space after it off the start of s.
+func journalField(s string) (value, rest string, err error) {
+	raw := s
+	if strings.HasPrefix(s, `"`) {
+		if raw, err = strconv.QuotedPrefix(s); err != nil {
+			return "", "", errors.New("bad quoted string")
+		}
+		if value, err = strconv.Unquote(raw); err != nil {
+			return "", "", errors.New("bad quoted string")
+		}
+	} else {
+		raw, _, _ = strings.Cut(s, " ")
+		if !journalWord(raw) {
+			return "", "", errors.New("neither a plain word nor a quoted string")
+		}
+		value = raw
+	}
+	rest, ok := strings.CutPrefix(s[len(raw):], " ")
+	if !ok {
+		return "", "", errors.New("missing field")
+	}
+	return value, rest, nil
+}
+
+// readJournal calls add for every line of r that parses, and returns how
+// many did not; a last line without its LF (torn by a machine crash) does
+// not count.
+func readJournal(r io.Reader, add func(journalEntry)) (bad int, err error) {
+	br := bufio.NewReaderSize(r, maxJournalLine)
+	skipping := false // the rest of an overlong line
+	for {
+		line, err := br.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			if !skipping {
+				bad++
+			}
+			skipping = true
+			continue
+		case errors.Is(err, io.EOF):
+			return bad, nil
+		case err != nil:
+			return bad, err
+		}
+		if skipping {
+			skipping = false
+			continue
+		}
+		e, perr := parseJournalLine(string(line[:len(line)-1]))
+		if perr != nil {
+			bad++
+			continue
+		}
+		add(e)
+	}
+}
+
+// journaled is what an earlier runner journaled about one recipient.
+type journaled struct {
+	relay string
+	dsn   bool
+	file  string
+}
+
+// journal is a runner's delivery journal: the file it appends to and what
+// it knows of the files earlier runners (and its own rotations) left.
+type journal struct {
+	sp       *spool.Spool
+	dir      string
+	logf     func(string, ...any)
+	prefix   string // the name of this runner's files, without the sequence number
+	rotateAt int64
+
+	mu   sync.Mutex
+	f    *os.File // nil until the next write creates a file
+	name string
+	seq  int
+	size int64
+	ids  map[string]bool // the entries the current file mentions
+	// failing: the last write or creation failed, and was logged.
+	failing bool
+	// retired holds, per file that is not the current one, the entries it
+	// mentions that may still be in the spool; once none is, the file
+	// goes.
+	retired map[string]map[string]bool
+	// earlier holds, by entry ID and address, the deliveries that earlier
+	// runners journaled, for entries that may still be in the spool.
+	earlier map[string]map[string]journaled
+}
+
+// openJournal reads the journals earlier runners left in the spool; live
+// is the spool's entries (sorted), or nil if they could not be listed.
+// Files that mention no live entry are removed at once. Trouble reading
+// is logged: the runner goes on, as it would without a journal.
+func openJournal(sp *spool.Spool, logf func(string, ...any), live []string, rotateAt int64) *journal {
+	now := time.Now().UTC()
+	j := &journal{
+		sp:       sp,
+		dir:      filepath.Join(sp.Dir(), spool.JournalDir),
+		logf:     logf,
+		prefix:   fmt.Sprintf("%s.P%d", now.Format("20060102T150405.000000000Z"), os.Getpid()),
+		rotateAt: rotateAt,
+		ids:      map[string]bool{},
+		retired:  map[string]map[string]bool{},
+		earlier:  map[string]map[string]journaled{},
+	}
+	entries, err := os.ReadDir(j.dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			logf("event=journal error=%q", err)
+		}
+		return j
+	}
+	files, lines := 0, 0
+	for _, de := range entries {
+		name := de.Name()
+		if strings.HasPrefix(name, ".") || !de.Type().IsRegular() {
+			continue
+		}
+		files++
+		ids := map[string]bool{}
+		bad, err := j.readFile(name, func(e journalEntry) {
+			if live != nil && !isLive(live, e.id) {
+				return
+			}
+			lines++
+			ids[e.id] = true
+			byAddr := j.earlier[e.id]
+			if byAddr == nil {
+				byAddr = map[string]journaled{}
+				j.earlier[e.id] = byAddr
+			}
+			if _, ok := byAddr[e.addr]; !ok {
+				byAddr[e.addr] = journaled{relay: e.relay, dsn: e.dsn, file: name}
+			}
+		})
+		if bad > 0 {
+			logf("event=journal file=%s bad_lines=%d", maillog.Quote(name), bad)
+		}
+		if err != nil {
+			// What could be read is used; the file is left alone (not
+			// retired, so never removed) for a runner that can read it.
+			logf("event=journal file=%s error=%q", maillog.Quote(name), err)
+			continue
+		}
+		j.retired[name] = ids
+	}
+	if files > 0 {
+		logf("event=journal files=%d entries=%d deliveries=%d", files, len(j.earlier), lines)
+	}
+	if live != nil {
+		j.prune(live)
+	}
+	return j
+}
+
+func (j *journal) readFile(name string, add func(journalEntry)) (bad int, err error) {
+	f, err := os.OpenFile(filepath.Join(j.dir, name), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return readJournal(f, add)
+}
+
+// isLive reports whether id is in live, the spool's sorted entry IDs.
+func isLive(live []string, id string) bool {
+	_, ok := slices.BinarySearch(live, id)
+	return ok
+}
+
+// delivered journals the deliveries es, all of entry id, with one write(2).
+func (j *journal) delivered(id string, es []journalEntry) {
+	if j == nil || len(es) == 0 {
+		return
+	}
+	var b []byte
+	for _, e := range es {
+		b = appendJournalLine(b, e)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		f, err := j.create()
+		if err != nil {
+			j.fail(err)
+			return
+		}
+		j.f, j.name, j.size = f, filepath.Base(f.Name()), 0
+	}
+	// The entry counts as mentioned even if the write fails: part of the
+	// line may be in the file.
+	j.ids[id] = true
+	n, err := j.f.Write(b)
+	j.size += int64(n)
+	if err != nil {
+		// A short write leaves a torn line, which the next line would
+		// be glued to: go on in a new file.
+		j.fail(err)
+		j.retire()
+		return
+	}
+	if j.failing {
+		j.failing = false
+		j.logf("event=journal file=%s status=writing", maillog.Quote(j.name))
+	}
+	if j.size >= j.rotateAt {
+		j.retire()
+	}
+}
+
+// create creates the next file of this runner's journal.
+func (j *journal) create() (*os.File, error) {
+	for {
+		f, err := j.sp.CreateJournal(fmt.Sprintf("%s.%d", j.prefix, j.seq))
+		j.seq++
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, err
+	}
+}
+
+// fail logs a journal failure, once until a write works again: on a full
+// disk every delivery would log it. Deliveries go on without the journal.
+func (j *journal) fail(err error) {
+	if !j.failing {
+		j.logf("event=journal status=failing error=%q", err)
+	}
+	j.failing = true
+}
+
+// retire closes the current file, which the rule for earlier runners'
+// files removes once none of its entries is left.
+func (j *journal) retire() {
+	if j.f == nil {
+		return
+	}
+	j.f.Close()
+	j.retired[j.name] = j.ids
+	j.f, j.ids = nil, map[string]bool{}
+}
+
+// lookup returns the deliveries of entry id that earlier runners journaled,
+// by address. The map is never changed once read.
+func (j *journal) lookup(id string) map[string]journaled {
+	if j == nil {
+		return nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.earlier[id]
+}
+
+// prune forgets the entries that are not in live (the spool's entries,
+// sorted), and removes the retired files that mention none that are.
+// Entry IDs are never used again, so an entry not in live is gone for
+// good. It costs a binary search per entry still remembered: cheap enough
+// for every scan.
+func (j *journal) prune(live []string) {
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for id := range j.earlier {
+		if !isLive(live, id) {
+			delete(j.earlier, id)
+		}
+	}
+	for name, ids := range j.retired {
+		for id := range ids {
+			if !isLive(live, id) {
+				delete(ids, id)
+			}
+		}
+		if len(ids) > 0 {
+			continue
+		}
+		// No fsync of journal/: a removal undone by a crash is made
+		// again by the next runner.
+		err := os.Remove(filepath.Join(j.dir, name))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			j.logf("event=journal file=%s error=%q", maillog.Quote(name), err)
+			continue
+		}
+		delete(j.retired, name)
+	}
+}
+
+// close retires the current file when the runner stops, after every
+// attempt has finished and recorded its outcomes, and removes the files
+// that mention no entry left in the spool: the runner's own, too, unless
+// an outcome it journaled could not be recorded (the entry is still
+// there) and the next runner needs it.
+func (j *journal) close() {
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	j.retire()
+	j.mu.Unlock()
+	live, err := j.sp.IDs()
+	if err != nil {
+		j.logf("event=journal error=%q", err)
+		return
+	}
+	j.prune(live)
+}
+
+// skipJournaled records as delivered the jobs whose recipients an earlier
+// runner journaled as delivered to (it was stopped before it recorded
+// them), and returns the others, to be delivered.
+func (a *attempt) skipJournaled(ctx context.Context, jobs []job) []job {
+	done := a.r.journal.lookup(a.env.ID)
+	if len(done) == 0 {
+		return jobs
+	}
+	var rest []job
+	var b batch
+	for _, jb := range jobs {
+		addr := a.env.Recipients[jb.rcpt].Address
+		d, ok := done[addr]
+		if !ok {
+			rest = append(rest, jb)
+			continue
+		}
+		a.r.cfg.Logf("id=%s rcpt=%s event=journal status=delivered-before relay=%s file=%s",
+			a.env.ID, maillog.Quote(addr), relayName(d.relay), maillog.Quote(d.file))
+		b.jobs = append(b.jobs, jb)
+		b.outcomes = append(b.outcomes, outcome{
+			status: remote.Delivered, code: "2.0.0", relay: d.relay, dsn: d.dsn,
+			reply: "delivered by an earlier queue runner, which stopped before recording it (journal " + d.file + ")",
+		})
+	}
+	if len(b.jobs) > 0 {
+		a.record(ctx, b)
+	}
+	return rest
+}
+
+// journalDelivered journals the deliveries among a group's outcomes,
+// before they are recorded.
+func (a *attempt) journalDelivered(jobs []job, outs []outcome) {
+	if a.r.journal == nil {
+		return
+	}
+	var es []journalEntry
+	a.mu.Lock()
+	id := a.env.ID
+	for i, jb := range jobs {
+		if outs[i].status == remote.Delivered {
+			es = append(es, journalEntry{id: id, addr: a.env.Recipients[jb.rcpt].Address, relay: outs[i].relay, dsn: outs[i].dsn})
+		}
+	}
+	a.mu.Unlock()
+	a.r.journal.delivered(id, es)
+}
