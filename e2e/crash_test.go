@@ -192,10 +192,13 @@ func (s *crashSender) transaction(from, rcpt, msg string) (dataSent bool, err er
 // again (a message is stored by two transactions only if one of its tries
 // went unanswered); or a runner delivered a message and was killed before
 // it recorded that (a transaction delivered twice only if the earlier copy
-// is by a killed runner, and no more of them per runner than it delivers
-// at once). With 10 clients and several deliveries in flight one kill can
-// cost several duplicates, so their total is logged, not bounded by the
-// number of kills.
+// is by a killed runner, no more of them per runner than it delivers at
+// once, and never one that the killed runner had journaled as delivered).
+// A delivery into a Maildir returns only after the fsync of the directory
+// that follows its rename, and concurrent deliveries into one directory
+// share that fsync, so one kill can still catch several deliveries that
+// are visible but have not returned to be journaled: their total is
+// logged, not bounded by the number of kills.
 func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 	const (
 		senders   = 10
@@ -209,6 +212,8 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 	smtpdArgs := []string{"--max-sessions-per-client", "100"}
 	srv := startSMTPd(t, root, smtpdArgs...)
 	runner := startSendq(t, root)
+	// Every smtpd and runner started, for their logs.
+	servers, runners := []*daemon{srv}, []*sqRunner{runner}
 	var addr atomic.Value
 	addr.Store(srv.addr)
 
@@ -264,9 +269,11 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 	}
 	smtpdKills, sendqKills := 0, 0
 	// Each killed runner, by process ID: how many local deliveries it may
-	// have had under way (per_destination in its start line), and how
-	// many of its copies were delivered again.
+	// have had under way (per_destination in its start line), how many
+	// of its copies were delivered again, and the deliveries it had
+	// journaled when it was killed ("QUEUEID RCPT").
 	runnerSlots, killedRunners := map[int]int{}, map[int]int{}
+	runnerJournal := map[int]map[string]bool{}
 	nextKill := int64(20 + rng.IntN(100))
 	sendersDone := false
 	for !sendersDone || smtpdKills+sendqKills < minKills {
@@ -292,14 +299,19 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 			srv.cmd.Wait()
 			smtpdKills++
 			srv = startSMTPd(t, root, smtpdArgs...)
+			servers = append(servers, srv)
 			addr.Store(srv.addr)
 		} else {
 			pid := runner.cmd.Process.Pid
 			killedRunners[pid] = 0
 			runnerSlots[pid] = crashSlots(t, runner)
 			runner.kill()
+			// Before the next runner reads the journal and removes what
+			// it no longer needs.
+			runnerJournal[pid] = crashJournal(t, root, pid)
 			sendqKills++
 			runner = startSendq(t, root)
+			runners = append(runners, runner)
 		}
 	}
 	close(errs)
@@ -348,12 +360,29 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 	}
 	t.Logf("leftovers of the kills in the spool: %d %v", len(leftovers), leftovers)
 	runner = startSendq(t, root)
+	runners = append(runners, runner)
 	if len(leftovers) > 0 {
 		want := fmt.Sprintf("event=clean removed=%d", len(leftovers))
 		sqWait(t, "the runner's clean at start", 30*time.Second, func() bool { return runner.count(want) == 1 })
 	}
 	if queue, env := sqDir(root, "queue"), sqDir(root, "env"); len(queue)+len(env) != 0 {
 		t.Errorf("spool after the runner's clean: queue %v env %v", queue, env)
+	}
+	// The journals the killed runners left mention only entries that are
+	// gone: the runner removes them as it starts.
+	sqWait(t, "the runner to remove the killed runners' journals", 30*time.Second, func() bool { return len(sqDir(root, "journal")) == 0 })
+	fromJournal := 0
+	for _, r := range runners {
+		fromJournal += r.count(`event=journal status=delivered-before`)
+	}
+	// The queue ID of each smtpd transaction, from smtpd's log.
+	queueIDs := map[string]string{}
+	for _, d := range servers {
+		for _, l := range d.lines() {
+			if m := crashAccepted.FindStringSubmatch(l); m != nil {
+				queueIDs[m[2]] = m[1]
+			}
+		}
 	}
 
 	tmp := 0
@@ -386,6 +415,7 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 	for s := range senders {
 		for i := range perSender {
 			token := fmt.Sprintf("crash-%d-%d", s, i)
+			rcpt := users[(s+i)%len(users)]
 			cs := copies[token]
 			if len(cs) == 0 {
 				lost = append(lost, token)
@@ -408,6 +438,14 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 					}
 					killedRunners[c.pid]++
 					redelivered++
+					// Only a delivery that had not returned when its runner
+					// was killed may be made again: one that returned was
+					// journaled, and the next runner records it instead.
+					if qid, ok := queueIDs[rid]; !ok {
+						t.Errorf("%s: transaction %s is not in smtpd's log", token, rid)
+					} else if runnerJournal[c.pid][qid+" "+rcpt] {
+						t.Errorf("%s (entry %s) delivered again although the killed runner %d had journaled its delivery: %v", token, qid, c.pid, same)
+					}
 				}
 			}
 		}
@@ -417,15 +455,49 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 			t.Errorf("runner %d was killed with %d local deliveries unrecorded, but it runs at most %d at once", pid, n, runnerSlots[pid])
 		}
 	}
+	journaled := 0
+	for _, j := range runnerJournal {
+		journaled += len(j)
+	}
 	dups := resent + redelivered
-	t.Logf("Maildirs: %d distinct messages, %d duplicates (%d sent again after a smtpd kill, %d delivered again after a runner kill: per killed runner %v), %d lost",
-		len(copies), dups, resent, redelivered, killedRunners, len(lost))
+	t.Logf("Maildirs: %d distinct messages, %d duplicates (%d sent again after a smtpd kill, %d delivered again after %d runner kills: per killed runner %v), %d lost; the killed runners' journals held %d deliveries, %d recorded from them",
+		len(copies), dups, resent, redelivered, sendqKills, killedRunners, len(lost), journaled, fromJournal)
 	if len(lost) > 0 {
 		t.Errorf("%d messages that got a 250 were never delivered: %v", len(lost), lost)
 	}
 }
 
-var crashPerDestination = regexp.MustCompile(`event=start .*per_destination=(\d+)`)
+var (
+	crashPerDestination = regexp.MustCompile(`event=start .*per_destination=(\d+)`)
+	// crashAccepted takes the queue ID and the transaction ID out of
+	// smtpd's log line for a stored message.
+	crashAccepted = regexp.MustCompile(`\baccepted id=(\S+) conn=\S+ rid=(\S+) `)
+)
+
+// crashJournal returns the deliveries the runner with process ID pid
+// journaled ("QUEUEID RCPT"), from its files in the spool's journal/
+// (named START.PPID.N). The test's addresses are plain words, written as
+// they are.
+func crashJournal(t *testing.T, root string, pid int) map[string]bool {
+	t.Helper()
+	dir := filepath.Join(root, "spool", "journal")
+	done := map[string]bool{}
+	for _, name := range sqDir(root, "journal") {
+		if !strings.Contains(name, fmt.Sprintf(".P%d.", pid)) {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.SplitAfter(string(data), "\n") {
+			if f := strings.Fields(line); len(f) == 4 && strings.HasSuffix(line, "\n") {
+				done[f[0]+" "+f[1]] = true
+			}
+		}
+	}
+	return done
+}
 
 // crashSlots returns how many deliveries to one destination (all local
 // deliveries are one) r runs at once, from its start line.
