@@ -30,6 +30,17 @@ type DeliverOptions struct {
 	// MaxSize, if positive, refuses (with ErrTooBig, storing nothing) a
 	// message of more than MaxSize input bytes.
 	MaxSize int64
+	// BeforeLink, if set, is called with the message's final path
+	// (new/NAME, or cur/NAME:2,FLAGS) once the file is written and
+	// fsynced, just before it is linked there. If it returns an error,
+	// Deliver removes the tmp file and returns that error (wrapped):
+	// nothing is stored. It lets a caller record where the message is
+	// about to appear, so that after a crash (of the caller, killed
+	// between the link and its own record of the delivery) it can tell
+	// whether the delivery happened: by whether that file exists, or, as
+	// a mail client may move it from new/ to cur/ meanwhile, a cur/ file
+	// with the same name before its info part.
+	BeforeLink func(path string) error
 }
 
 // Delivered describes a stored message: its file name and path, its size on
@@ -52,10 +63,11 @@ var ErrTooBig = errors.New("maildir: message too big")
 //  2. write the message, turning every CRLF into LF (a bare CR is kept) and
 //     counting the sizes for S= and W=;
 //  3. set the mtime (ModTime), fsync and close the file;
-//  4. link it into new/ (or cur/) under its final name, falling back to
+//  4. call BeforeLink with the final path, if set;
+//  5. link it into new/ (or cur/) under its final name, falling back to
 //     rename where the file system has no hard links, then remove the tmp
 //     name;
-//  5. fsync new/ (or cur/).
+//  6. fsync new/ (or cur/).
 //
 // Once Deliver returns without error the message survives a crash. On any
 // error nothing is visible in new/ or cur/ and the tmp file is removed.
@@ -99,6 +111,12 @@ func (d Dir) Deliver(msg io.Reader, opt DeliverOptions) (Delivered, error) {
 	}
 	name := n.String()
 	final := filepath.Join(target, name)
+	if opt.BeforeLink != nil {
+		if err := opt.BeforeLink(final); err != nil {
+			os.Remove(tmpPath)
+			return Delivered{}, fmt.Errorf("maildir: deliver: before link: %w", err)
+		}
+	}
 	if err := link(tmpPath, final); err != nil {
 		os.Remove(tmpPath)
 		return Delivered{}, fmt.Errorf("maildir: deliver: %w", err)

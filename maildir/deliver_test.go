@@ -210,6 +210,64 @@ func TestDeliverFailureLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestDeliverBeforeLink: BeforeLink gets the final path while the message
+// is written in tmp/ but not yet visible in new/ or cur/; an error from it
+// stores nothing and comes back wrapped.
+func TestDeliverBeforeLink(t *testing.T) {
+	tests := []struct {
+		name    string
+		opt     DeliverOptions
+		wantSub string // new or cur
+	}{
+		{"new", DeliverOptions{}, "new"},
+		{"cur with flags", DeliverOptions{Flags: "SF"}, "cur"},
+		{"cur without flags", DeliverOptions{ToCur: true}, "cur"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newMaildir(t)
+			var hooked string
+			tt.opt.BeforeLink = func(path string) error {
+				hooked = path
+				if v := visible(t, d); len(v) != 0 {
+					t.Errorf("BeforeLink(%q): new/ and cur/ already hold %q", path, v)
+				}
+				if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("BeforeLink(%q): the path exists (%v)", path, err)
+				}
+				if tmp := list(t, d.Tmp()); len(tmp) != 1 {
+					t.Errorf("BeforeLink(%q): tmp/ holds %q, want the written file", path, tmp)
+				}
+				return nil
+			}
+			del, err := d.Deliver(strings.NewReader("Subject: x\r\n\r\nbody\r\n"), tt.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hooked != del.Path {
+				t.Errorf("BeforeLink got %q, want the delivered path %q", hooked, del.Path)
+			}
+			if filepath.Dir(del.Path) != filepath.Join(string(d), tt.wantSub) {
+				t.Errorf("delivered to %q, want in %s/", del.Path, tt.wantSub)
+			}
+			checkDelivered(t, del, "Subject: x\n\nbody\n")
+		})
+	}
+
+	d := newMaildir(t)
+	refused := errors.New("journal full")
+	del, err := d.Deliver(strings.NewReader("x"), DeliverOptions{BeforeLink: func(string) error { return refused }})
+	if !errors.Is(err, refused) || !strings.HasPrefix(err.Error(), "maildir: ") {
+		t.Fatalf("Deliver with a failing BeforeLink = %+v, %v; want a maildir: error wrapping %v", del, err, refused)
+	}
+	if v := visible(t, d); len(v) != 0 {
+		t.Errorf("new/ and cur/ hold %q after BeforeLink failed", v)
+	}
+	if tmp := list(t, d.Tmp()); len(tmp) != 0 {
+		t.Errorf("tmp/ holds %q after BeforeLink failed", tmp)
+	}
+}
+
 func TestDeliverMissingMaildir(t *testing.T) {
 	d := Dir(filepath.Join(t.TempDir(), "nobody"))
 	_, err := d.Deliver(strings.NewReader("x"), DeliverOptions{})
