@@ -168,6 +168,30 @@ type Options struct {
 	// "to" (sieve.go). Zero: the target's own address, with its +detail.
 	// ToAddress sets it.
 	Recipient address.Address
+	// BeforeStore, if set, is called with the path of every Maildir file
+	// this delivery is about to store (INBOX, a folder, each Sieve
+	// fileinto copy), after the file is written and fsynced and before
+	// it appears there (maildir.DeliverOptions.BeforeLink): a caller
+	// records where the message is going, so that after being killed
+	// it can tell whether it arrived. An error stores nothing and fails
+	// the delivery, as temporary unless it is an *Error.
+	BeforeStore func(path string) error
+}
+
+// deliverOptions are the maildir options of a copy with flags.
+func (o Options) deliverOptions(flags string) maildir.DeliverOptions {
+	d := maildir.DeliverOptions{Hostname: o.Hostname, Flags: flags}
+	if hook := o.BeforeStore; hook != nil {
+		d.BeforeLink = func(path string) error {
+			err := hook(path)
+			var e *Error
+			if err == nil || errors.As(err, &e) {
+				return err
+			}
+			return &Error{Code: sysexits.TempFail, Err: err}
+		}
+	}
+	return d
 }
 
 // JunkFolder is the folder junk goes to: the name mkuser creates and
@@ -204,7 +228,7 @@ func ToMaildir(dir string, msg *Message, opt Options) (maildir.Delivered, error)
 
 func store(dir maildir.Dir, recipient string, msg *Message, opt Options) (maildir.Delivered, error) {
 	r := io.MultiReader(bytes.NewReader(opt.traceHeader(recipient)), bytes.NewReader(msg.data))
-	return dir.Deliver(r, maildir.DeliverOptions{Hostname: opt.Hostname})
+	return dir.Deliver(r, opt.deliverOptions(""))
 }
 
 // Result is the outcome of delivering to one local target.

@@ -3,8 +3,10 @@ package lda
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,5 +109,86 @@ func TestToTargetJunk(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(md, ".Junk", maildir.FolderMarker)); err != nil {
 		t.Errorf("the Junk folder lda created is no Maildir++ folder: %v", err)
+	}
+}
+
+// TestBeforeStore: every Maildir file a delivery stores (INBOX, Sieve's
+// copies with and without flags) is announced to BeforeStore with its
+// final path before it is there; an error from it stores nothing and is a
+// temporary failure unless it carries its own code.
+func TestBeforeStore(t *testing.T) {
+	msg, err := ReadMessage(strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		script string
+		files  int
+	}{
+		{"inbox", "", 1},
+		{"fileinto with flags and keep", `require ["fileinto", "imap4flags"]; fileinto :flags "\\Flagged" "Lists"; keep;`, 2},
+		{"fileinto copy", `require ["fileinto", "copy"]; fileinto :copy "Lists";`, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newSieveFixture(t, tt.script)
+			if err := maildir.Create(f.target.Maildir, "Lists"); err != nil {
+				t.Fatal(err)
+			}
+			var announced []string
+			opt := Options{Hostname: "mx.example.org", BeforeStore: func(path string) error {
+				if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("BeforeStore(%q): the file is there already (%v)", path, err)
+				}
+				announced = append(announced, path)
+				return nil
+			}}
+			d, err := ToTarget(f.target, msg, opt)
+			if err != nil {
+				t.Fatalf("ToTarget: %v", err)
+			}
+			if len(announced) != tt.files || !slices.Contains(announced, d.Path) {
+				t.Errorf("BeforeStore got %q, want %d paths with the delivered %s", announced, tt.files, d.Path)
+			}
+			for _, p := range announced {
+				if _, err := os.Stat(p); err != nil {
+					t.Errorf("announced %s, not stored: %v", p, err)
+				}
+			}
+		})
+	}
+
+	refusals := []struct {
+		name string
+		err  error
+		code int
+	}{
+		{"plain error is temporary", errors.New("journal: disk full"), sysexits.TempFail},
+		{"own code kept", &Error{Code: sysexits.NoPerm, Err: errors.New("no")}, sysexits.NoPerm},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			// Two copies: the second is refused, and the first is taken
+			// back.
+			f := newSieveFixture(t, `require ["fileinto", "copy"]; fileinto :copy "Lists";`)
+			if err := maildir.Create(f.target.Maildir, "Lists"); err != nil {
+				t.Fatal(err)
+			}
+			calls := 0
+			_, err := ToTarget(f.target, msg, Options{Hostname: "mx.example.org", BeforeStore: func(string) error {
+				calls++
+				if calls == 2 {
+					return tt.err
+				}
+				return nil
+			}})
+			if Code(err) != tt.code || !errors.Is(err, tt.err) {
+				t.Errorf("ToTarget with BeforeStore failing = %v (code %d), want code %d wrapping %v", err, Code(err), tt.code, tt.err)
+			}
+			if files := append(f.files(""), f.files("Lists")...); len(files) != 0 {
+				t.Errorf("stored %q although BeforeStore refused", files)
+			}
+		})
 	}
 }

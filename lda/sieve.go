@@ -396,7 +396,7 @@ func (f *filtering) storeCopy(c *localCopy) (maildir.Delivered, error) {
 		return store(dir, f.user, f.msg, f.opt)
 	}
 	r := io.MultiReader(bytes.NewReader(f.opt.traceHeader(f.user)), bytes.NewReader(f.msg.data))
-	return dir.Deliver(r, maildir.DeliverOptions{Hostname: f.opt.Hostname, Flags: letters})
+	return dir.Deliver(r, f.opt.deliverOptions(letters))
 }
 
 // outgoing builds the messages the plan sends, before anything is stored.
