@@ -73,7 +73,7 @@ type dirSync struct {
 	done              sync.Cond // broadcast when a sync finishes
 	started, finished uint64
 	running           bool
-	waiting           int // callers waiting for the running sync to finish
+	waiting           int    // callers waiting for the running sync to finish
 	failed            uint64 // the last sync that failed, 0 if none
 	err               error  // its error
 	users             int    // callers holding it, under dirSyncs.mu
