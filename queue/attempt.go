@@ -435,9 +435,18 @@ func (g *group) local(a *attempt, outs []outcome) {
 		}
 		a.mu.Lock()
 		rcpt := originalRecipient(a.env.Recipients[j.rcpt])
+		id, addr := a.env.ID, a.env.Recipients[j.rcpt].Address
 		a.mu.Unlock()
 		d, derr := lda.ToTarget(j.target, msg, lda.Options{
 			Sender: a.sender, Hostname: a.r.cfg.Hostname, Junk: a.junk, Recipient: rcpt,
+			// Each file is journaled before it appears (journal.go): a
+			// kill after the link, while the delivery waits for the
+			// directory's fsync, leaves the next runner an intent whose
+			// file it finds. Should the intent not be written, the file
+			// must not appear: a delivery visible but not journaled is
+			// what a kill turns into a duplicate, so it is deferred
+			// (lda makes the error temporary) and retried.
+			BeforeStore: func(path string) error { return a.r.journal.intent(id, addr, path) },
 		})
 		outs[i] = localOutcome(d.Path, derr)
 	}

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/postkit/postkit/maildir"
 	"github.com/postkit/postkit/maillog"
 	"github.com/postkit/postkit/remote"
 	"github.com/postkit/postkit/spool"
@@ -49,17 +50,40 @@ import (
 // rotated files are removed by the same rule, as is its last file when it
 // stops.
 //
+// A local delivery is not over when it returns: maildir.Dir.Deliver links
+// the file into new/ and then waits for the fsync of new/, which
+// concurrent deliveries share, so a kill during that wait used to leave
+// several messages visible that were never journaled, and the next runner
+// delivered them again. So a local delivery also journals an intent, with
+// the path the file is about to get, after the file is written and before
+// it is linked there (lda's Options.BeforeStore, maildir's BeforeLink). A
+// pending recipient that an earlier runner did not journal as delivered,
+// but for whom it journaled intents, counts as delivered if one of those
+// files exists now: at its path, or in cur/ under the same name with any
+// flags (a mail client may have moved it from new/ meanwhile). It is then
+// recorded as the journaled deliveries are; else it is delivered again.
+// The message is visible only after its intent was written, so a kill
+// cannot leave one visible that the next runner does not find. (Only a
+// message the user deleted before the next runner started is delivered
+// again.) A delivery whose intent cannot be written is not made: it fails
+// temporarily and is retried.
+//
 // A file's name is the runner's start time, its process ID and a sequence
-// number (20261122T070213.123456789Z.P4242.0); each line is
+// number (20261122T070213.123456789Z.P4242.0); each line is one of
 //
 //	ID SP ADDRESS SP RELAY SP DSN LF
+//	ID SP ADDRESS SP "intent" SP PATH LF
 //
 // ID the queue ID, ADDRESS the recipient exactly as in the envelope, RELAY
 // the outcome's relay (local, or the remote host) and DSN yes when the
 // remote server took over success notifications, else no. ADDRESS and RELAY
 // are written as envelope values are: a plain word, or a Go double-quoted
-// string. A line that does not parse is skipped, as is a last line
-// without its LF (a machine crash can leave one).
+// string. The first form says the delivery succeeded; the second, an
+// intent, that a local delivery is about to store the file PATH (absolute,
+// always a Go double-quoted string, so that it never reads as a DSN field).
+// A line that does not parse is skipped, as is a last line without its LF
+// (a machine crash can leave one). Runners older than intents skip intent
+// lines as lines that do not parse.
 
 // journalRotate is the size after which a runner starts a new journal file.
 const journalRotate = 1 << 20
@@ -67,11 +91,16 @@ const journalRotate = 1 << 20
 // maxJournalLine is the longest journal line read; longer ones are skipped.
 const maxJournalLine = 64 << 10
 
+// journalIntent is the third field of an intent line.
+const journalIntent = "intent"
+
 // journalEntry is one line of a journal: recipient addr of entry id was
-// delivered.
+// delivered (by relay, dsn), or, when intent is set, a local delivery to
+// addr is about to store the file intent.
 type journalEntry struct {
 	id, addr, relay string
 	dsn             bool
+	intent          string
 }
 
 // appendJournalLine appends e's line to b.
@@ -80,6 +109,11 @@ func appendJournalLine(b []byte, e journalEntry) []byte {
 	b = append(b, ' ')
 	b = append(b, journalQuote(e.addr)...)
 	b = append(b, ' ')
+	if e.intent != "" {
+		b = append(b, journalIntent+" "...)
+		b = strconv.AppendQuote(b, e.intent)
+		return append(b, '\n')
+	}
 	b = append(b, journalQuote(e.relay)...)
 	if e.dsn {
 		return append(b, " yes\n"...)
@@ -123,6 +157,17 @@ func parseJournalLine(l string) (journalEntry, error) {
 	}
 	if e.addr == "" {
 		return e, fmt.Errorf("queue: journal line %.60q: empty address", l)
+	}
+	// An intent's path is always quoted: the word intent followed by a
+	// plain word is a delivered line's relay and DSN.
+	if q, ok := strings.CutPrefix(rest, journalIntent+" "); ok && strings.HasPrefix(q, `"`) {
+		if e.intent, err = strconv.Unquote(q); err != nil {
+			return e, fmt.Errorf("queue: journal line %.60q: intent: bad quoted path", l)
+		}
+		if !filepath.IsAbs(e.intent) || strings.ContainsRune(e.intent, 0) {
+			return e, fmt.Errorf("queue: journal line %.60q: intent: not an absolute path", l)
+		}
+		return e, nil
 	}
 	if e.relay, rest, err = journalField(rest); err != nil {
 		return e, fmt.Errorf("queue: journal line %.60q: relay: %w", l, err)
@@ -194,11 +239,16 @@ func readJournal(r io.Reader, add func(journalEntry)) (bad int, err error) {
 	}
 }
 
-// journaled is what an earlier runner journaled about one recipient.
+// journaled is what earlier runners journaled about one recipient: a
+// delivery (delivered, with relay and dsn, in file), or else only the
+// intents of local deliveries, the paths they were about to store (the
+// first of them in file).
 type journaled struct {
-	relay string
-	dsn   bool
-	file  string
+	delivered bool
+	relay     string
+	dsn       bool
+	file      string
+	intents   []string
 }
 
 // journal is a runner's delivery journal: the file it appends to and what
@@ -250,7 +300,7 @@ func openJournal(sp *spool.Spool, logf func(string, ...any), live []string, rota
 		}
 		return j
 	}
-	files, lines := 0, 0
+	files, lines, intents := 0, 0, 0
 	for _, de := range entries {
 		name := de.Name()
 		if strings.HasPrefix(name, ".") || !de.Type().IsRegular() {
@@ -262,16 +312,29 @@ func openJournal(sp *spool.Spool, logf func(string, ...any), live []string, rota
 			if live != nil && !isLive(live, e.id) {
 				return
 			}
-			lines++
+			if e.intent != "" {
+				intents++
+			} else {
+				lines++
+			}
 			ids[e.id] = true
 			byAddr := j.earlier[e.id]
 			if byAddr == nil {
 				byAddr = map[string]journaled{}
 				j.earlier[e.id] = byAddr
 			}
-			if _, ok := byAddr[e.addr]; !ok {
-				byAddr[e.addr] = journaled{relay: e.relay, dsn: e.dsn, file: name}
+			d, ok := byAddr[e.addr]
+			switch {
+			case d.delivered:
+			case e.intent != "":
+				if !ok {
+					d.file = name
+				}
+				d.intents = append(d.intents, e.intent)
+			default:
+				d = journaled{delivered: true, relay: e.relay, dsn: e.dsn, file: name}
 			}
+			byAddr[e.addr] = d
 		})
 		if bad > 0 {
 			logf("event=journal file=%s bad_lines=%d", maillog.Quote(name), bad)
@@ -285,7 +348,7 @@ func openJournal(sp *spool.Spool, logf func(string, ...any), live []string, rota
 		j.retired[name] = ids
 	}
 	if files > 0 {
-		logf("event=journal files=%d entries=%d deliveries=%d", files, len(j.earlier), lines)
+		logf("event=journal files=%d entries=%d deliveries=%d intents=%d", files, len(j.earlier), lines, intents)
 	}
 	if live != nil {
 		j.prune(live)
@@ -309,6 +372,8 @@ func isLive(live []string, id string) bool {
 }
 
 // delivered journals the deliveries es, all of entry id, with one write(2).
+// A failure is logged: the deliveries are made, and the journal would
+// only have saved a few of them from being made again after a kill.
 func (j *journal) delivered(id string, es []journalEntry) {
 	if j == nil || len(es) == 0 {
 		return
@@ -317,13 +382,29 @@ func (j *journal) delivered(id string, es []journalEntry) {
 	for _, e := range es {
 		b = appendJournalLine(b, e)
 	}
+	j.write(id, b)
+}
+
+// intent journals that a local delivery to addr of entry id is about to
+// store the file path, with one write(2), and returns the error if that
+// failed. Without a journal (a runner not started by Run) it does nothing.
+func (j *journal) intent(id, addr, path string) error {
+	if j == nil {
+		return nil
+	}
+	return j.write(id, appendJournalLine(nil, journalEntry{id: id, addr: addr, intent: path}))
+}
+
+// write appends b, lines of entry id, to the current file, creating it if
+// needed.
+func (j *journal) write(id string, b []byte) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.f == nil {
 		f, err := j.create()
 		if err != nil {
 			j.fail(err)
-			return
+			return fmt.Errorf("queue: journal: %w", err)
 		}
 		j.f, j.name, j.size = f, filepath.Base(f.Name()), 0
 	}
@@ -337,7 +418,7 @@ func (j *journal) delivered(id string, es []journalEntry) {
 		// be glued to: go on in a new file.
 		j.fail(err)
 		j.retire()
-		return
+		return fmt.Errorf("queue: journal: %w", err)
 	}
 	if j.failing {
 		j.failing = false
@@ -346,6 +427,7 @@ func (j *journal) delivered(id string, es []journalEntry) {
 	if j.size >= j.rotateAt {
 		j.retire()
 	}
+	return nil
 }
 
 // create creates the next file of this runner's journal.
@@ -361,7 +443,9 @@ func (j *journal) create() (*os.File, error) {
 }
 
 // fail logs a journal failure, once until a write works again: on a full
-// disk every delivery would log it. Deliveries go on without the journal.
+// disk every delivery would log it. Deliveries whose success it would
+// journal go on; local deliveries whose intent it would journal are
+// deferred (see intent).
 func (j *journal) fail(err error) {
 	if !j.failing {
 		j.logf("event=journal status=failing error=%q", err)
@@ -464,18 +548,69 @@ func (a *attempt) skipJournaled(ctx context.Context, jobs []job) []job {
 			rest = append(rest, jb)
 			continue
 		}
-		a.r.cfg.Logf("id=%s rcpt=%s event=journal status=delivered-before relay=%s file=%s",
-			a.env.ID, maillog.Quote(addr), relayName(d.relay), maillog.Quote(d.file))
-		b.jobs = append(b.jobs, jb)
-		b.outcomes = append(b.outcomes, outcome{
+		o := outcome{
 			status: remote.Delivered, code: "2.0.0", relay: d.relay, dsn: d.dsn,
 			reply: "delivered by an earlier queue runner, which stopped before recording it (journal " + d.file + ")",
-		})
+		}
+		if !d.delivered {
+			found := storedIntent(d.intents)
+			if found == "" {
+				// Killed before the link (or the delivery failed and
+				// took its file back): not delivered.
+				a.r.cfg.Logf("id=%s rcpt=%s event=journal status=not-stored intents=%d file=%s",
+					a.env.ID, maillog.Quote(addr), len(d.intents), maillog.Quote(d.file))
+				rest = append(rest, jb)
+				continue
+			}
+			o.relay = "local"
+			o.reply = "delivered to " + found + " by an earlier queue runner, which stopped before recording it (intent in journal " + d.file + ")"
+			a.r.cfg.Logf("id=%s rcpt=%s event=journal status=delivered-before relay=local file=%s path=%s",
+				a.env.ID, maillog.Quote(addr), maillog.Quote(d.file), maillog.Quote(found))
+		} else {
+			a.r.cfg.Logf("id=%s rcpt=%s event=journal status=delivered-before relay=%s file=%s",
+				a.env.ID, maillog.Quote(addr), relayName(d.relay), maillog.Quote(d.file))
+		}
+		b.jobs = append(b.jobs, jb)
+		b.outcomes = append(b.outcomes, o)
 	}
 	if len(b.jobs) > 0 {
 		a.record(ctx, b)
 	}
 	return rest
+}
+
+// storedIntent returns the path of the file that one of the journaled
+// intents stored, where it is now, or "" if none is there: at the path
+// itself, or in the Maildir's cur/ under the same name (the part before
+// ":2,", with S= and W=) with any flags, where a mail client moves a
+// message it has seen.
+func storedIntent(intents []string) string {
+	for _, p := range intents {
+		if _, err := os.Lstat(p); err == nil {
+			return p
+		}
+		n := maildir.ParseName(filepath.Base(p))
+		n.HasInfo, n.Flags = false, ""
+		cur := filepath.Join(filepath.Dir(filepath.Dir(p)), "cur")
+		matches, _ := filepath.Glob(filepath.Join(globEscape(cur), globEscape(n.String())+":2,*"))
+		if len(matches) > 0 {
+			return matches[0]
+		}
+	}
+	return ""
+}
+
+// globEscape quotes the characters filepath.Glob would take as a pattern:
+// Maildir names can hold a backslash (hostname characters escaped as \ooo).
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // journalDelivered journals the deliveries among a group's outcomes,

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postkit/postkit/maildir"
 	"github.com/postkit/postkit/spool"
 )
 
@@ -25,6 +26,11 @@ func TestJournalLineRoundTrip(t *testing.T) {
 		{"utf-8", journalEntry{id: journalID, addr: "jörg@exämple.org", relay: "local"}, journalID + ` "jörg@exämple.org" local no` + "\n"},
 		{"empty relay", journalEntry{id: journalID, addr: "a@b", relay: ""}, journalID + ` a@b "" no` + "\n"},
 		{"backslash", journalEntry{id: journalID, addr: `a\b@c`, relay: "local"}, journalID + ` "a\\b@c" local no` + "\n"},
+		{"relay named intent", journalEntry{id: journalID, addr: "a@b", relay: "intent"}, journalID + " a@b intent no\n"},
+		{"intent", journalEntry{id: journalID, addr: "bob@example.org", intent: "/var/lib/postkit/mail/example.org/bob/new/1.M2P3Q4R5.mx,S=10,W=11"},
+			journalID + ` bob@example.org intent "/var/lib/postkit/mail/example.org/bob/new/1.M2P3Q4R5.mx,S=10,W=11"` + "\n"},
+		{"intent into cur with odd characters", journalEntry{id: journalID, addr: `"bob smith"@example.org`, intent: "/m/Ärger \"x\"/.a b/cur/1.M2P3Q4R5.mx\\057y,S=1,W=1:2,FS"},
+			journalID + ` "\"bob smith\"@example.org" intent "/m/Ärger \"x\"/.a b/cur/1.M2P3Q4R5.mx\\057y,S=1,W=1:2,FS"` + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,6 +59,13 @@ func TestParseJournalLineRefuses(t *testing.T) {
 		journalID + ` "bob"x local no`,
 		journalID + "  bob@example.org local no",
 		journalID + " bob\x00@example.org local no",
+		journalID + ` bob@example.org intent "relative/new/1.x"`,
+		journalID + ` bob@example.org intent ""`,
+		journalID + ` bob@example.org intent "/new/1.x" no`,
+		journalID + ` bob@example.org intent "/new/1.x`,
+		journalID + ` bob@example.org intent "/new/\x00"`,
+		journalID + " bob@example.org intent /new/1.x",
+		journalID + ` bob@example.org "intent" "/new/1.x"`,
 	} {
 		if e, err := parseJournalLine(line); err == nil {
 			t.Errorf("parseJournalLine(%q) = %+v, want an error", line, e)
@@ -94,6 +107,8 @@ func FuzzJournal(f *testing.F) {
 	f.Add([]byte(journalID + " bob@example.org local no\n"))
 	f.Add([]byte(journalID + ` "\"bob smith\"@example.org" "mx[192.0.2.1]" yes` + "\n" + journalID + " torn"))
 	f.Add([]byte(journalID + ` "jörg@exämple.org" "" no` + "\n\n\x00\n"))
+	f.Add([]byte(journalID + ` bob@example.org intent "/m/example.org/bob/new/1.M2P3Q4R5.mx,S=10,W=11"` + "\n" + journalID + " bob@example.org intent no\n"))
+	f.Add([]byte(journalID + ` "a b@c" intent "/m/.x y/cur/1.M2P3Q4R5.mx\\057,S=1,W=1:2,S"` + "\n" + journalID + ` a@b intent "rel"` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var es []journalEntry
 		if _, err := readJournal(bytes.NewReader(data), func(e journalEntry) { es = append(es, e) }); err != nil {
@@ -282,4 +297,111 @@ func TestJournalRemoval(t *testing.T) {
 	if files := e.journalFiles(t); len(files) != 0 {
 		t.Errorf("journal files after a clean stop: %v, want none", files)
 	}
+}
+
+// TestJournalIntent simulates runners killed after a local delivery's link
+// and before its delivered line: only intents in their journal. A
+// recipient whose intent's file exists (where it was stored, or moved to
+// cur/ by a mail client) is recorded as delivered; one whose file does not
+// exist (killed before the link) is delivered.
+func TestJournalIntent(t *testing.T) {
+	e := newEnv(t, "")
+	inbox := func(user, sub string) string { return filepath.Join(e.root.MailDir(), "example.org", user, sub) }
+	for _, user := range []string{"alice", "carol"} {
+		if err := maildir.Create(filepath.Join(e.root.MailDir(), "example.org", user)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := func(path string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(msg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := e.enqueue(t, "x@far.example", msg, "alice@example.org", "carol@example.org")
+	moved := e.enqueue(t, "x@far.example", msg, "alice@example.org")
+	stored := filepath.Join(inbox("alice", "new"), "1700000000.M1P1Q1R1.mx.example.org,S=45,W=49")
+	store(stored)
+	// A mail client moved the second one to cur/ and marked it seen.
+	movedFrom := filepath.Join(inbox("alice", "new"), "1700000001.M1P1Q2R2.mx\\057x.example.org,S=45,W=49")
+	store(filepath.Join(inbox("alice", "cur"), filepath.Base(movedFrom)+":2,S"))
+	// An intent whose file was never linked: a cur/ file of another name
+	// must not count.
+	store(filepath.Join(inbox("carol", "cur"), "1700000002.M1P1Q3R3.mx.example.org,S=45,W=49:2,S"))
+	e.writeJournal(t, "20260101T000000.000000000Z.P1.0",
+		journalEntry{id: first.ID, addr: "alice@example.org", intent: stored},
+		journalEntry{id: first.ID, addr: "carol@example.org", intent: filepath.Join(inbox("carol", "new"), "1700000002.M1P1Q3R3.mx.example.org,S=45,W=46")},
+		journalEntry{id: moved.ID, addr: "alice@example.org", intent: filepath.Join(inbox("alice", "new"), "1700000000.M9P9Q9R9.mx.example.org,S=45,W=49")})
+	e.writeJournal(t, "20260101T000001.000000000Z.P2.0",
+		journalEntry{id: moved.ID, addr: "alice@example.org", intent: movedFrom})
+	e.start(t)
+	waitFor(t, "the entries' removal", 5*time.Second, e.empty)
+
+	if got := list(t, inbox("alice", "new")); len(got) != 1 || got[0] != filepath.Base(stored) {
+		t.Errorf("alice's new/ holds %q, want only the file of the intent %s\n%s", got, filepath.Base(stored), e.log)
+	}
+	if got := list(t, inbox("alice", "cur")); len(got) != 1 {
+		t.Errorf("alice's cur/ holds %q, want only the moved message\n%s", got, e.log)
+	}
+	if got := list(t, inbox("carol", "new")); len(got) != 1 {
+		t.Errorf("carol's new/ holds %q, want the one delivery of the runner\n%s", got, e.log)
+	}
+	for _, want := range []string{
+		"id=" + first.ID + " rcpt=alice@example.org event=journal status=delivered-before relay=local file=20260101T000000.000000000Z.P1.0 path=\"" + stored + `"`,
+		"id=" + moved.ID + " rcpt=alice@example.org event=journal status=delivered-before relay=local file=20260101T000000.000000000Z.P1.0 path=\"" + inbox("alice", "cur"),
+		"id=" + first.ID + " rcpt=carol@example.org event=journal status=not-stored intents=1",
+		"id=" + first.ID + " rcpt=alice@example.org status=delivered relay=local code=2.0.0 reply=\"delivered to " + stored + " by an earlier queue runner",
+		"id=" + first.ID + " rcpt=carol@example.org status=delivered relay=local code=2.0.0 reply=\"delivered to " + inbox("carol", "new"),
+		"event=journal files=2 entries=2 deliveries=0 intents=4",
+	} {
+		if e.log.count(want) != 1 {
+			t.Errorf("log lacks %q:\n%s", want, e.log)
+		}
+	}
+}
+
+// TestJournalIntentFailureDefers: a local delivery whose intent cannot be
+// journaled is not made (it would be visible and not journaled) but
+// deferred, and made once the journal can be written again.
+func TestJournalIntentFailureDefers(t *testing.T) {
+	e := newEnv(t, "")
+	// A file where the journal directory should be: creating a journal
+	// file fails with ENOTDIR, also for root.
+	if err := os.WriteFile(e.journalDir(), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.start(t)
+	e.enqueue(t, "x@far.example", msg, "alice@example.org")
+	waitFor(t, "a deferral", 5*time.Second, func() bool {
+		return e.log.count("rcpt=alice@example.org status=deferred relay=local code=4.2.0 reply=\"lda: delivering to alice@example.org: maildir: deliver: before link: queue: journal: ") >= 1
+	})
+	if n := len(e.mailbox(t, "alice")); n != 0 {
+		t.Fatalf("alice has %d messages although the intent was not journaled\n%s", n, e.log)
+	}
+	if tmp := list(t, filepath.Join(e.root.MailDir(), "example.org", "alice", "tmp")); len(tmp) != 0 {
+		t.Errorf("alice's tmp/ holds %q after the refused delivery", tmp)
+	}
+	if err := os.Remove(e.journalDir()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the delivery", 10*time.Second, e.empty)
+	if n := len(e.mailbox(t, "alice")); n != 1 {
+		t.Errorf("alice has %d messages, want 1\n%s", n, e.log)
+	}
+	if e.log.count("event=journal status=failing") != 1 {
+		t.Errorf("the journal failure was not logged once:\n%s", e.log)
+	}
+}
+
+func list(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, ent := range entries {
+		names = append(names, ent.Name())
+	}
+	return names
 }

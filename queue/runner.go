@@ -44,10 +44,14 @@
 // and that costs only the in-flight deliveries a crash may always repeat.
 // A new runner reads the journals earlier runners left, and a pending
 // recipient found there is recorded as delivered (logged event=journal)
-// instead of being delivered again. What a kill can still repeat is a
-// delivery that had not returned yet: one still writing, or waiting for the
-// Maildir's fsync after its rename. A journal file goes once none of the
-// entries it mentions is left in the spool.
+// instead of being delivered again. A local delivery also journals an
+// intent, the path of its file, before the file appears in the Maildir: a
+// recipient with only intents counts as delivered if one of those files is
+// there (in cur/ too, moved by a mail client). So what a kill can still
+// repeat is a remote delivery that had not returned yet (the server may
+// have taken the message), and a local one only if the user deleted its
+// file before the next runner started. A journal file goes once none of
+// the entries it mentions is left in the spool.
 //
 // # When a notification cannot be enqueued
 //
