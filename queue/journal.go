@@ -65,8 +65,11 @@ import (
 // The message is visible only after its intent was written, so a kill
 // cannot leave one visible that the next runner does not find. (Only a
 // message the user deleted before the next runner started is delivered
-// again.) A delivery whose intent cannot be written is not made: it fails
-// temporarily and is retried.
+// again.) A Sieve delivery that stores several copies (fileinto and keep)
+// counts as delivered once one of them is there: a kill between two of
+// its links leaves the later copies unstored rather than storing the
+// earlier ones twice. A delivery whose intent cannot be written is not
+// made: it fails temporarily and is retried.
 //
 // A file's name is the runner's start time, its process ID and a sequence
 // number (20261122T070213.123456789Z.P4242.0); each line is one of
