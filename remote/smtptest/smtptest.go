@@ -4,6 +4,7 @@
 package smtptest
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -59,6 +60,7 @@ type Server struct {
 	dataN    int
 	arrived  chan struct{}
 	sessions int
+	conns    []*recordedConn // in the order accepted
 }
 
 // Start serves until the test ends.
@@ -68,17 +70,16 @@ func Start(t testing.TB, opts Options) *Server {
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
-	var ln net.Listener
-	var err error
-	if opts.Implicit {
-		ln, err = tls.Listen("tcp", listen, opts.TLS)
-	} else {
-		ln, err = net.Listen("tcp", listen)
-	}
+	tcp, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addr: ln.Addr().String(), opts: opts, arrived: make(chan struct{}, 1000)}
+	s := &Server{Addr: tcp.Addr().String(), opts: opts, arrived: make(chan struct{}, 1000)}
+	var ln net.Listener = &recordingListener{Listener: tcp, s: s}
+	if opts.Implicit {
+		// TLS outside the recording, so that go-smtp sees a *tls.Conn.
+		ln = tls.NewListener(ln, opts.TLS)
+	}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "smtptest.example"
 	if !opts.Implicit {
@@ -113,6 +114,32 @@ func (s *Server) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sessions
+}
+
+// Conns returns how many connections the server has accepted.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Input returns what the client sent on connection i (0 for the first
+// accepted), as read from the socket: readable for plain-text sessions
+// only.
+func (s *Server) Input(i int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[i].in.String()
+}
+
+// CloseConns closes every connection from the server's side, as a server
+// does when a session has been idle too long.
+func (s *Server) CloseConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
 }
 
 // Wait waits up to limit for at least n accepted transactions and returns
@@ -234,4 +261,36 @@ func (ss *session) Data(r io.Reader) error {
 // Refuse returns an SMTP error reply for hooks.
 func Refuse(code int, enhanced smtp.EnhancedCode, msg string) error {
 	return &smtp.SMTPError{Code: code, EnhancedCode: enhanced, Message: msg}
+}
+
+// recordingListener counts connections and keeps what each one reads.
+type recordingListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	rc := &recordedConn{Conn: c, s: l.s}
+	l.s.mu.Lock()
+	l.s.conns = append(l.s.conns, rc)
+	l.s.mu.Unlock()
+	return rc, nil
+}
+
+type recordedConn struct {
+	net.Conn
+	s  *Server
+	in bytes.Buffer // under s.mu
+}
+
+func (c *recordedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.s.mu.Lock()
+	c.in.Write(p[:n])
+	c.s.mu.Unlock()
+	return n, err
 }
