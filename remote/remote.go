@@ -30,6 +30,26 @@
 // Every network operation has a deadline (RFC 5321 §4.5.3.2): connecting,
 // each command's reply, each write of the message data, and the reply to
 // the final dot.
+//
+// A Client reuses connections, as Postfix's connection cache does, to save
+// the TCP, TLS and AUTH handshakes per message. After a transaction whose
+// end of data the server answered, it sends RSET (RFC 5321 §4.1.1.5)
+// instead of QUIT and, on 250, keeps the connection idle; the next
+// delivery that suits it starts with MAIL. Connections are kept by
+// destination (the domain, or the route), host and address, TLS state
+// (encrypted, certificate verified under which roots) and AUTH identity: a
+// connection opened for one domain never carries mail for another, even
+// through the same MX host, because MTA-STS and the choice of hosts are
+// per domain; a message that needs a verified certificate (REQUIRETLS, a
+// route's or MTA-STS's required TLS) takes only a connection that has one;
+// the checks of what the message needs (SIZE, SMTPUTF8, REQUIRETLS) run
+// on a reused connection as on a new one. A connection carries at most 1
+// + ConnCache.ReuseLimit transactions (100 reuses), waits at most
+// ConnCache.IdleTime (2 s), at most ConnCache.MaxIdle (20) wait per key;
+// Client.Close sends QUIT on those waiting. A cached connection that the
+// server closed meanwhile (an I/O error or 421 in reply to MAIL) is dropped
+// and the delivery goes on over a new connection to the same address, as
+// if the cache had been empty.
 package remote
 
 import (
@@ -118,6 +138,8 @@ type Report struct {
 	// Notes are things worth a log line that are no recipient's result:
 	// MTA-STS policy problems and what a testing policy would refuse.
 	Notes []string
+	// Reused reports that a transaction went over a cached connection.
+	Reused bool
 }
 
 // Timeouts bound every network operation; RFC 5321 §4.5.3.2 gives the
@@ -146,6 +168,7 @@ type Resolver interface {
 }
 
 // Client sends messages. Its fields must not change while it is in use.
+// It keeps connections for reuse: Close ends them.
 type Client struct {
 	Hostname string // for EHLO
 	Resolver Resolver
@@ -159,6 +182,10 @@ type Client struct {
 	// MTASTS gives the MTA-STS policies of destination domains; nil means
 	// MTA-STS is not used.
 	MTASTS PolicySource
+	// Cache limits the reuse of connections.
+	Cache ConnCache
+
+	cache connCache
 }
 
 // PolicySource gives the MTA-STS policy of a domain; *mtasts.Fetcher is
@@ -233,14 +260,19 @@ func (c *Client) Deliver(ctx context.Context, domain string, route *routes.Route
 				break
 			}
 			relay := fmt.Sprintf("%s[%s]:%d", h.name, a, h.port)
-			conn, err := c.dial(ctx, netip.AddrPortFrom(a, uint16(h.port)).String())
-			if err != nil {
-				setLast(Result{Status: TempFail, Code: "4.4.1", Reply: fmt.Sprintf("connect to %s: %v", relay, err), Relay: relay})
-				continue
+			s := &session{c: c, h: h, domain: domain, relay: relay, msg: msg}
+			outcomes, hostErr, reused := s.reuse(ctx, open)
+			if !reused {
+				conn, err := c.dial(ctx, netip.AddrPortFrom(a, uint16(h.port)).String())
+				if err != nil {
+					setLast(Result{Status: TempFail, Code: "4.4.1", Reply: fmt.Sprintf("connect to %s: %v", relay, err), Relay: relay})
+					continue
+				}
+				s = &session{c: c, h: h, domain: domain, relay: relay, msg: msg}
+				outcomes, hostErr = s.run(ctx, conn, open)
 			}
 			rep.Connected = true
-			s := &session{c: c, h: h, relay: relay, msg: msg}
-			outcomes, hostErr := s.run(ctx, conn, open)
+			rep.Reused = rep.Reused || reused
 			rep.Notes = append(rep.Notes, s.notes...)
 			var next []int
 			for _, i := range open {

@@ -20,17 +20,24 @@ import (
 	"github.com/postkit/postkit/routes"
 )
 
-// session is one SMTP connection to one host.
+// session is one delivery attempt on one SMTP connection to one host.
 type session struct {
-	c     *Client
-	h     host
-	relay string
-	msg   *Message
-	tls   bool // the session is encrypted
+	c      *Client
+	h      host
+	domain string // the destination domain
+	relay  string
+	msg    *Message
+	tls    bool // the session is encrypted
 	// verified reports that the server's certificate is valid for its
 	// name under the configured roots; verifyErr says why not.
 	verified  bool
 	verifyErr error
+	// reused: the connection came from the cache; stale: the server had
+	// closed it meanwhile, so the attempt does not count.
+	reused, stale bool
+	// answered: the server answered the end of data, so the session is
+	// fit for another transaction.
+	answered bool
 	// notes are for Report.Notes.
 	notes []string
 }
@@ -42,24 +49,52 @@ type outcome struct {
 	elsewhere bool
 }
 
-// run carries out one transaction for the recipients open. It returns the
-// recipients' outcomes and, when the session failed as a whole before
-// reaching a recipient, why: TempFail for "try the next host", PermFail for
-// "give up on everyone still open".
+// run opens the session on conn, a fresh connection, and carries out one
+// transaction for the recipients open. It returns the recipients'
+// outcomes and, when the session failed as a whole before reaching a
+// recipient, why: TempFail for "try the next host", PermFail for "give up
+// on everyone still open".
 func (s *session) run(ctx context.Context, conn net.Conn, open []int) (map[int]outcome, *Result) {
 	t := s.c.timeouts()
 	conn = &deadlineConn{Conn: conn, write: t.DataBlock}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	defer conn.Close()
-
-	client, fail := s.connect(conn, t)
+	client, replies, fail := s.connect(conn, t)
+	stop()
 	if fail != nil {
+		conn.Close()
 		if s.enforced() {
 			fail.Reply += fmt.Sprintf(" (the MTA-STS policy of %s is enforce: verified TLS required)", s.h.stsDomain)
 		}
 		return nil, fail
 	}
+	client.CommandTimeout = t.Command
+	client.SubmissionTimeout = t.DataEnd
+	sc := &smtpConn{key: s.key(), client: client, replies: replies, conn: conn, verifyErr: s.verifyErr}
+	return s.use(ctx, sc, open)
+}
+
+// reuse carries out the transaction on a cached connection that suits the
+// session, if there is one. ok is false when there was none or the
+// server had closed it: then the attempt has not counted, and a fresh
+// connection is next.
+func (s *session) reuse(ctx context.Context, open []int) (out map[int]outcome, fail *Result, ok bool) {
+	sc := s.c.take(s.cacheKeys())
+	if sc == nil {
+		return nil, nil, false
+	}
+	s.reused = true
+	s.tls, s.verified, s.verifyErr = sc.key.tls, sc.key.verified, sc.verifyErr
+	out, fail = s.use(ctx, sc, open)
+	if s.stale {
+		return nil, nil, false
+	}
+	return out, fail, true
+}
+
+// use carries out one transaction on sc, then keeps sc in the cache when
+// the session is still in step, or ends it.
+func (s *session) use(ctx context.Context, sc *smtpConn, open []int) (map[int]outcome, *Result) {
+	stop := context.AfterFunc(ctx, func() { sc.conn.Close() })
 	if s.h.sts != nil && s.h.sts.Mode == mtasts.Testing && !s.verified {
 		why := "no STARTTLS"
 		if s.tls {
@@ -67,44 +102,61 @@ func (s *session) run(ctx context.Context, conn net.Conn, open []int) (map[int]o
 		}
 		s.notes = append(s.notes, fmt.Sprintf("MTA-STS policy of %s (testing): %s: %s; enforce mode would not deliver to it", s.h.stsDomain, s.relay, why))
 	}
-	defer client.Close()
-	client.CommandTimeout = t.Command
-	client.SubmissionTimeout = t.DataEnd
+	client := sc.client
 	if fail := s.policy(client); fail != nil {
+		stop()
 		client.Quit()
+		client.Close()
 		return nil, fail
 	}
 	out, fail := s.transaction(client, open)
-	if fail == nil {
+	sc.uses++
+	switch {
+	case !stop():
+		// The context ended the connection.
+		client.Close()
+	case fail == nil && s.answered:
+		s.c.release(sc)
+	case fail == nil:
 		client.Quit()
+		client.Close()
+	default:
+		client.Close()
 	}
 	return out, fail
 }
 
-// connect opens the SMTP session: greeting, EHLO, STARTTLS when offered,
-// EHLO again with our name, and AUTH when the route has credentials.
-func (s *session) connect(conn net.Conn, t Timeouts) (*smtp.Client, *Result) {
-	mode := routes.TLSMay
-	if s.h.route != nil {
-		mode = s.h.route.TLS
-	}
+// mode is the TLS the session needs.
+func (s *session) mode() routes.TLSMode {
 	if s.enforced() {
 		// RFC 8461 §4.2: STARTTLS with a certificate valid for the MX
 		// host's name, or no delivery.
-		mode = routes.TLSRequire
+		return routes.TLSRequire
 	}
+	if s.h.route != nil {
+		return s.h.route.TLS
+	}
+	return routes.TLSMay
+}
+
+// connect opens the SMTP session: greeting, EHLO, STARTTLS when offered,
+// EHLO again with our name, and AUTH when the route has credentials. The
+// client reads and writes through replies.
+func (s *session) connect(conn net.Conn, t Timeouts) (*smtp.Client, *replyConn, *Result) {
+	mode := s.mode()
 	if mode == routes.TLSImplicit {
 		tc, fail := s.handshake(conn, t, true)
 		if fail != nil {
-			return nil, fail
+			return nil, nil, fail
 		}
 		// go-smtp reads the greeting itself.
-		client := smtp.NewClient(tc)
+		replies := &replyConn{Conn: tc}
+		client := smtp.NewClient(replies)
 		client.CommandTimeout = t.Command
 		if err := client.Hello(s.c.Hostname); err != nil {
-			return nil, s.fail(err, "greeting or EHLO")
+			return nil, nil, s.fail(err, "greeting or EHLO")
 		}
-		return client, s.authenticate(client)
+		return client, replies, s.authenticate(client)
 	}
 
 	// go-smtp's NewClientStartTLS would say "EHLO localhost" before
@@ -113,17 +165,17 @@ func (s *session) connect(conn net.Conn, t Timeouts) (*smtp.Client, *Result) {
 	tp := textproto.NewConn(conn)
 	conn.SetDeadline(time.Now().Add(t.Command))
 	if _, _, err := tp.ReadResponse(220); err != nil {
-		return nil, s.fail(err, "greeting")
+		return nil, nil, s.fail(err, "greeting")
 	}
 	id, err := tp.Cmd("EHLO %s", s.c.Hostname)
 	if err != nil {
-		return nil, s.fail(err, "EHLO")
+		return nil, nil, s.fail(err, "EHLO")
 	}
 	tp.StartResponse(id)
 	_, ehlo, err := tp.ReadResponse(250)
 	tp.EndResponse(id)
 	if err != nil {
-		return nil, s.fail(err, "EHLO")
+		return nil, nil, s.fail(err, "EHLO")
 	}
 	startTLS := false
 	for _, line := range strings.Split(ehlo, "\n")[1:] {
@@ -134,7 +186,7 @@ func (s *session) connect(conn net.Conn, t Timeouts) (*smtp.Client, *Result) {
 	conn.SetDeadline(time.Time{})
 	if tp.R.Buffered() > 0 {
 		// Nothing may follow the EHLO reply before our next command.
-		return nil, &Result{Status: TempFail, Code: "4.5.0", Reply: "protocol error: " + s.relay + " sent data after its EHLO reply", Relay: s.relay}
+		return nil, nil, &Result{Status: TempFail, Code: "4.5.0", Reply: "protocol error: " + s.relay + " sent data after its EHLO reply", Relay: s.relay}
 	}
 	next := conn
 	switch {
@@ -148,35 +200,36 @@ func (s *session) connect(conn net.Conn, t Timeouts) (*smtp.Client, *Result) {
 		}
 		conn.SetDeadline(time.Time{})
 		if err != nil {
-			return nil, s.fail(err, "STARTTLS")
+			return nil, nil, s.fail(err, "STARTTLS")
 		}
 		if tp.R.Buffered() > 0 {
 			// RFC 3207 §5 (and CVE-2011-0411): plain text injected
 			// after the STARTTLS reply must not be read as if it
 			// came over TLS.
-			return nil, &Result{Status: TempFail, Code: "4.5.0", Reply: "protocol error: " + s.relay + " sent data after its STARTTLS reply", Relay: s.relay}
+			return nil, nil, &Result{Status: TempFail, Code: "4.5.0", Reply: "protocol error: " + s.relay + " sent data after its STARTTLS reply", Relay: s.relay}
 		}
 		tc, fail := s.handshake(conn, t, mode != routes.TLSMay)
 		if fail != nil {
-			return nil, fail
+			return nil, nil, fail
 		}
 		next = tc
 	case mode != routes.TLSMay && s.enforced():
-		return nil, &Result{Status: TempFail, Code: "4.7.10", Reply: s.relay + " does not offer STARTTLS", Relay: s.relay}
+		return nil, nil, &Result{Status: TempFail, Code: "4.7.10", Reply: s.relay + " does not offer STARTTLS", Relay: s.relay}
 	case mode != routes.TLSMay:
-		return nil, &Result{Status: TempFail, Code: "4.7.10", Reply: s.relay + " does not offer STARTTLS, and the route requires TLS", Relay: s.relay}
+		return nil, nil, &Result{Status: TempFail, Code: "4.7.10", Reply: s.relay + " does not offer STARTTLS, and the route requires TLS", Relay: s.relay}
 	case s.msg.RequireTLS:
-		return nil, &Result{Status: TempFail, Code: codeRequireTLS, Reply: s.relay + " does not offer STARTTLS, and the message requires TLS (REQUIRETLS)", Relay: s.relay}
+		return nil, nil, &Result{Status: TempFail, Code: codeRequireTLS, Reply: s.relay + " does not offer STARTTLS, and the message requires TLS (REQUIRETLS)", Relay: s.relay}
 	}
 	// go-smtp starts by reading a greeting: the real one has been read, so
 	// it gets a stand-in, then says EHLO (again, or for the first time over
 	// TLS; RFC 3207 §4.2 asks for a fresh EHLO).
-	client := smtp.NewClient(&greetedConn{Conn: next, greeting: strings.NewReader("220 " + s.h.name + "\r\n")})
+	replies := &replyConn{Conn: &greetedConn{Conn: next, greeting: strings.NewReader("220 " + s.h.name + "\r\n")}}
+	client := smtp.NewClient(replies)
 	client.CommandTimeout = t.Command
 	if err := client.Hello(s.c.Hostname); err != nil {
-		return nil, s.fail(err, "EHLO")
+		return nil, nil, s.fail(err, "EHLO")
 	}
-	return client, s.authenticate(client)
+	return client, replies, s.authenticate(client)
 }
 
 // enforced reports whether an MTA-STS policy in enforce mode applies.
@@ -188,10 +241,7 @@ func (s *session) enforced() bool {
 // certificate that is not valid for the host fails it; without, it is
 // noted in s.verified only.
 func (s *session) handshake(conn net.Conn, t Timeouts, verify bool) (net.Conn, *Result) {
-	roots := s.c.RootCAs
-	if s.h.route != nil && s.h.route.RootCAs != nil {
-		roots = s.h.route.RootCAs
-	}
+	roots := s.roots()
 	cfg := &tls.Config{
 		// Verification is done below, so that an opportunistic session
 		// can go on with a certificate it cannot check (RFC 7435).
@@ -218,6 +268,14 @@ func (s *session) handshake(conn net.Conn, t Timeouts, verify bool) (net.Conn, *
 	}
 	s.tls = true
 	return tc, nil
+}
+
+// roots verifies the server's certificate (the system's roots when nil).
+func (s *session) roots() *x509.CertPool {
+	if s.h.route != nil && s.h.route.RootCAs != nil {
+		return s.h.route.RootCAs
+	}
+	return s.c.RootCAs
 }
 
 // verifyChain checks the server's certificate chain for name (a host name
@@ -311,8 +369,10 @@ func (s *session) transaction(client *smtp.Client, open []int) (map[int]outcome,
 		opts.Return = smtp.DSNReturnHeaders
 	}
 	if err := client.Mail(s.msg.From, opts); err != nil {
-		res := s.fail(err, "MAIL FROM")
-		return nil, res
+		// MAIL is the first command on a cached connection: a server
+		// that has closed it meanwhile is no answer about this message.
+		s.stale = s.reused && closedByServer(err)
+		return nil, s.fail(err, "MAIL FROM")
 	}
 	dsn, _ := client.Extension("DSN")
 	out := map[int]outcome{}
@@ -361,9 +421,13 @@ func (s *session) transaction(client *smtp.Client, open []int) (map[int]outcome,
 		return out, nil
 	}
 	resp, err := w.CloseWithResponse()
+	var se *smtp.SMTPError
+	// A reply to the end of data, whatever it says, leaves the session
+	// ready for the next transaction (RFC 5321 §4.1.1.4), unless the
+	// server is closing it (421).
+	s.answered = err == nil || errors.As(err, &se) && se.Code != 421
 	if err != nil {
 		res := s.fail(err, "end of data")
-		var se *smtp.SMTPError
 		// Without a reply the host may have accepted the message: leave
 		// the retry to the queue rather than send it elsewhere now.
 		setAll(outcome{Result: *res, elsewhere: errors.As(err, &se) && res.Status == TempFail})
