@@ -143,6 +143,8 @@ func run(c *cli.Context) error {
 		return fmt.Errorf("%w (configuration)", err)
 	}
 	cfg.Logf = log.Printf
+	// QUIT the connections the remote client keeps for reuse.
+	defer cfg.Remote.Close()
 	sp, err := spool.Open(root.SpoolDir())
 	if err != nil {
 		return err
