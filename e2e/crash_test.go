@@ -193,13 +193,31 @@ func (s *crashSender) transaction(from, rcpt, msg string) (dataSent bool, err er
 // went unanswered); or a runner delivered a message and was killed before
 // it recorded that (a transaction delivered twice only if the earlier copy
 // is by a killed runner, no more of them per runner than it delivers at
-// once, and never one that the killed runner had journaled as delivered).
-// A delivery into a Maildir returns only after the fsync of the directory
-// that follows its rename, and concurrent deliveries into one directory
-// share that fsync, so one kill can still catch several deliveries that
-// are visible but have not returned to be journaled: their total is
-// logged, not bounded by the number of kills.
+// once, never one that the killed runner had journaled as delivered, and
+// never one whose file it had journaled as an intent). Since a local
+// delivery journals its intent before its file appears, redeliveries after
+// runner kills are at most the number of runner kills. Here one smtpd
+// serves the 10 concurrent sessions: one kill of it can catch several that
+// stored a message and had not sent the 250 yet (RFC 1047), so the
+// duplicates of smtpd kills are logged, not bounded by the number of
+// kills; TestCrashKill9PerConnectionSMTPdAndSendq bounds them.
 func TestCrashKill9SMTPdAndSendq(t *testing.T) {
+	crashTest(t, newStandaloneSMTPd, false)
+}
+
+// TestCrashKill9PerConnectionSMTPdAndSendq is TestCrashKill9SMTPdAndSendq
+// with smtpd as inetd "nowait", tcpserver or systemd Accept=yes run it:
+// one process per connection, a smtpd kill killing one session, which has
+// at most one message whose 250 it may not have sent. So every kill costs
+// at most one duplicate: the duplicates are at most the kills (issue 9),
+// and the redeliveries at most the runner kills.
+func TestCrashKill9PerConnectionSMTPdAndSendq(t *testing.T) {
+	crashTest(t, newPerConnectionSMTPd, true)
+}
+
+// crashTest is the body of the crash tests: smtpd is run and killed by
+// what newSMTPd returns; bounded asks for at most one duplicate per kill.
+func crashTest(t *testing.T, newSMTPd func(*testing.T, string) crashSMTPd, bounded bool) {
 	const (
 		senders   = 10
 		perSender = 200
@@ -209,13 +227,10 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 	// The clients are relay clients, whose messages stream into the spool
 	// as they arrive, so kills mid-DATA leave half-written message files.
 	root := sqRoot(t, "", map[string]string{"relay-clients": "127.0.0.1\n"})
-	smtpdArgs := []string{"--max-sessions-per-client", "100"}
-	srv := startSMTPd(t, root, smtpdArgs...)
+	srv := newSMTPd(t, root)
 	runner := startSendq(t, root)
-	// Every smtpd and runner started, for their logs.
-	servers, runners := []*daemon{srv}, []*sqRunner{runner}
-	var addr atomic.Value
-	addr.Store(srv.addr)
+	// Every runner started, for their logs.
+	runners := []*sqRunner{runner}
 
 	start := time.Now()
 	deadline := start.Add(4 * time.Minute)
@@ -229,7 +244,7 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 	// A test that fails while the clients send stops them.
 	t.Cleanup(func() { close(quit); wg.Wait() })
 	for s := range senders {
-		cs := &crashSender{addr: func() string { return addr.Load().(string) }, quit: quit, codes: map[int]int{}, unacked: map[string]int{}}
+		cs := &crashSender{addr: srv.addr, quit: quit, codes: map[int]int{}, unacked: map[string]int{}}
 		clients = append(clients, cs)
 		wg.Add(1)
 		go func() {
@@ -270,10 +285,10 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 	smtpdKills, sendqKills := 0, 0
 	// Each killed runner, by process ID: how many local deliveries it may
 	// have had under way (per_destination in its start line), how many
-	// of its copies were delivered again, and the deliveries it had
-	// journaled when it was killed ("QUEUEID RCPT").
+	// of its copies were delivered again, and what it had journaled when
+	// it was killed.
 	runnerSlots, killedRunners := map[int]int{}, map[int]int{}
-	runnerJournal := map[int]map[string]bool{}
+	runnerJournal := map[int]crashJournaled{}
 	nextKill := int64(20 + rng.IntN(100))
 	sendersDone := false
 	for !sendersDone || smtpdKills+sendqKills < minKills {
@@ -293,14 +308,8 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 			nextKill += int64(20 + rng.IntN(100))
 			time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
 		}
-		if !sendersDone && rng.IntN(2) == 0 {
-			srv.cmd.Process.Kill()
-			<-srv.done
-			srv.cmd.Wait()
+		if !sendersDone && rng.IntN(2) == 0 && srv.kill(rng) {
 			smtpdKills++
-			srv = startSMTPd(t, root, smtpdArgs...)
-			servers = append(servers, srv)
-			addr.Store(srv.addr)
 		} else {
 			pid := runner.cmd.Process.Pid
 			killedRunners[pid] = 0
@@ -339,7 +348,7 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 	}
 
 	sqWait(t, "the runner to deliver every entry", 2*time.Minute, func() bool { return sqNoEntries(root) })
-	t.Logf("after delivery: smtpd %s; sendq run %s", procUsage(srv.cmd.Process.Pid), procUsage(runner.cmd.Process.Pid))
+	t.Logf("after delivery: %s; sendq run %s", srv.usage(), procUsage(runner.cmd.Process.Pid))
 
 	// What the kills left in the spool: message files whose envelope was
 	// never committed (smtpd killed while receiving or storing) or whose
@@ -380,11 +389,9 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 	// Maildir file whose delivery a runner recorded, from the runners'
 	// logs.
 	queueIDs, fileIDs := map[string]string{}, map[string]string{}
-	for _, d := range servers {
-		for _, l := range d.lines() {
-			if m := crashAccepted.FindStringSubmatch(l); m != nil {
-				queueIDs[m[2]] = m[1]
-			}
+	for _, l := range srv.lines() {
+		if m := crashAccepted.FindStringSubmatch(l); m != nil {
+			queueIDs[m[2]] = m[1]
 		}
 	}
 	for _, r := range runners {
@@ -462,12 +469,17 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 					}
 					killedRunners[c.pid]++
 					redelivered++
-					// Only a delivery that had not returned when its runner
-					// was killed may be made again: one that returned was
-					// journaled, and the next runner records it instead.
+					// Only a delivery whose file was not there yet when its
+					// runner was killed may be made again: one that
+					// returned was journaled, one that linked its file had
+					// journaled the file as its intent, and the next
+					// runner records them instead.
+					if runnerJournal[c.pid].intents[filepath.Base(c.path)] {
+						t.Errorf("%s delivered again although the killed runner %d had journaled the intent for %s: %v", token, c.pid, c.path, same)
+					}
 					if qid, ok := crashQueueID(rid, same); !ok {
 						unchecked++
-					} else if runnerJournal[c.pid][qid+" "+rcpt] {
+					} else if runnerJournal[c.pid].delivered[qid+" "+rcpt] {
 						t.Errorf("%s (entry %s) delivered again although the killed runner %d had journaled its delivery: %v", token, qid, c.pid, same)
 					}
 				}
@@ -479,15 +491,23 @@ func TestCrashKill9SMTPdAndSendq(t *testing.T) {
 			t.Errorf("runner %d was killed with %d local deliveries unrecorded, but it runs at most %d at once", pid, n, runnerSlots[pid])
 		}
 	}
-	journaled := 0
+	journaled, intents := 0, 0
 	for _, j := range runnerJournal {
-		journaled += len(j)
+		journaled += len(j.delivered)
+		intents += len(j.intents)
 	}
 	dups := resent + redelivered
-	t.Logf("Maildirs: %d distinct messages, %d duplicates (%d sent again after a smtpd kill, %d delivered again after %d runner kills: per killed runner %v), %d lost; the killed runners' journals held %d deliveries, %d recorded from them; %d redeliveries with no queue ID in the logs to check against the journals",
-		len(copies), dups, resent, redelivered, sendqKills, killedRunners, len(lost), journaled, fromJournal, unchecked)
+	t.Logf("Maildirs: %d distinct messages, %d duplicates (%d sent again after %d smtpd kills, %d delivered again after %d runner kills: per killed runner %v), %d lost; the killed runners' journals held %d deliveries and %d intents, %d recorded from them; %d redeliveries with no queue ID in the logs to check against the journals",
+		len(copies), dups, resent, smtpdKills, redelivered, sendqKills, killedRunners, len(lost), journaled, intents, fromJournal, unchecked)
 	if len(lost) > 0 {
 		t.Errorf("%d messages that got a 250 were never delivered: %v", len(lost), lost)
+	}
+	if redelivered > sendqKills {
+		t.Errorf("%d messages delivered again after %d runner kills: more than one per kill", redelivered, sendqKills)
+	}
+	if bounded && dups > kills {
+		t.Errorf("%d duplicates after %d kills (%d sent again after %d smtpd kills, %d delivered again after %d runner kills): more than one per kill",
+			dups, kills, resent, smtpdKills, redelivered, sendqKills)
 	}
 }
 
@@ -501,14 +521,20 @@ var (
 	crashDelivered = regexp.MustCompile(`\bid=(\S+) rcpt=\S+ status=delivered relay=local code=\S+ reply="delivered to ([^"]+)"`)
 )
 
-// crashJournal returns the deliveries the runner with process ID pid
-// journaled ("QUEUEID RCPT"), from its files in the spool's journal/
-// (named START.PPID.N). The test's addresses are plain words, written as
-// they are.
-func crashJournal(t *testing.T, root string, pid int) map[string]bool {
+// crashJournaled is what a runner journaled: its deliveries ("QUEUEID
+// RCPT") and the names of the files of its intents.
+type crashJournaled struct {
+	delivered, intents map[string]bool
+}
+
+// crashJournal returns what the runner with process ID pid journaled,
+// from its files in the spool's journal/ (named START.PPID.N). The test's
+// addresses are plain words, written as they are; the paths of intents
+// are quoted.
+func crashJournal(t *testing.T, root string, pid int) crashJournaled {
 	t.Helper()
 	dir := filepath.Join(root, "spool", "journal")
-	done := map[string]bool{}
+	j := crashJournaled{delivered: map[string]bool{}, intents: map[string]bool{}}
 	for _, name := range sqDir(root, "journal") {
 		if !strings.Contains(name, fmt.Sprintf(".P%d.", pid)) {
 			continue
@@ -518,12 +544,20 @@ func crashJournal(t *testing.T, root string, pid int) map[string]bool {
 			t.Fatal(err)
 		}
 		for _, line := range strings.SplitAfter(string(data), "\n") {
-			if f := strings.Fields(line); len(f) == 4 && strings.HasSuffix(line, "\n") {
-				done[f[0]+" "+f[1]] = true
+			f := strings.Fields(line)
+			if len(f) != 4 || !strings.HasSuffix(line, "\n") {
+				continue
 			}
+			if f[2] == "intent" {
+				if path, err := strconv.Unquote(f[3]); err == nil {
+					j.intents[filepath.Base(path)] = true
+				}
+				continue
+			}
+			j.delivered[f[0]+" "+f[1]] = true
 		}
 	}
-	return done
+	return j
 }
 
 // crashSlots returns how many deliveries to one destination (all local
