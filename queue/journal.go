@@ -110,40 +110,18 @@ type journalEntry struct {
 func appendJournalLine(b []byte, e journalEntry) []byte {
 	b = append(b, e.id...)
 	b = append(b, ' ')
-	b = append(b, journalQuote(e.addr)...)
+	b = append(b, spool.QuoteValue(e.addr)...)
 	b = append(b, ' ')
 	if e.intent != "" {
 		b = append(b, journalIntent+" "...)
 		b = strconv.AppendQuote(b, e.intent)
 		return append(b, '\n')
 	}
-	b = append(b, journalQuote(e.relay)...)
+	b = append(b, spool.QuoteValue(e.relay)...)
 	if e.dsn {
 		return append(b, " yes\n"...)
 	}
 	return append(b, " no\n"...)
-}
-
-// journalQuote writes a value as spool's envelope format does: a plain word
-// (printable ASCII but space, '"' and '\') as it is, anything else as a Go
-// double-quoted string.
-func journalQuote(s string) string {
-	if journalWord(s) {
-		return s
-	}
-	return strconv.Quote(s)
-}
-
-func journalWord(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // parseJournalLine parses one line, without its LF.
@@ -187,20 +165,14 @@ func parseJournalLine(l string) (journalEntry, error) {
 
 // journalField takes a value and the space after it off the start of s.
 func journalField(s string) (value, rest string, err error) {
-	raw := s
+	raw, _, _ := strings.Cut(s, " ")
 	if strings.HasPrefix(s, `"`) {
 		if raw, err = strconv.QuotedPrefix(s); err != nil {
 			return "", "", errors.New("bad quoted string")
 		}
-		if value, err = strconv.Unquote(raw); err != nil {
-			return "", "", errors.New("bad quoted string")
-		}
-	} else {
-		raw, _, _ = strings.Cut(s, " ")
-		if !journalWord(raw) {
-			return "", "", errors.New("neither a plain word nor a quoted string")
-		}
-		value = raw
+	}
+	if value, err = spool.UnquoteValue(raw); err != nil {
+		return "", "", err
 	}
 	rest, ok := strings.CutPrefix(s[len(raw):], " ")
 	if !ok {

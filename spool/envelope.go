@@ -404,9 +404,16 @@ func checkNotify(n string) error {
 	return nil
 }
 
-// A value is written bare when it is a plain token of printable ASCII, else
-// as a Go double-quoted string (strconv.Quote): that escapes newlines and
-// every other control character, so no value can start a line of its own.
+// QuoteValue writes a value as the envelope format does, for other
+// line-oriented spool files (the queue runner's journal): bare when it is a
+// plain token of printable ASCII, else as a Go double-quoted string
+// (strconv.Quote), which escapes newlines and every other control
+// character, so no value can start a line of its own.
+func QuoteValue(s string) string { return quote(s) }
+
+// UnquoteValue reads back what QuoteValue wrote.
+func UnquoteValue(raw string) (string, error) { return unquote(raw) }
+
 func quote(s string) string {
 	if isToken(s) {
 		return s
