@@ -152,7 +152,7 @@ func (a *attempt) run(ctx context.Context) {
 // deliver makes one attempt for every pending recipient and records the
 // outcomes as they come in.
 func (a *attempt) deliver(ctx context.Context) {
-	res, err := resolve.Load(a.r.cfg.Root)
+	res, err := a.r.users.Load()
 	if err != nil {
 		// A broken users or aliases file is the operator's to fix:
 		// defer everyone rather than bounce.

@@ -108,6 +108,7 @@ import (
 	"github.com/postkit/postkit/control"
 	"github.com/postkit/postkit/maillog"
 	"github.com/postkit/postkit/remote"
+	"github.com/postkit/postkit/resolve"
 	"github.com/postkit/postkit/routes"
 	"github.com/postkit/postkit/spool"
 )
@@ -182,6 +183,10 @@ type Runner struct {
 	// replace it to make the enqueueing fail.
 	enqueueNotice func(*spool.Envelope, io.Reader) (string, error)
 
+	// users reads etc/users, etc/aliases and etc/domains again only when
+	// they change, not at every attempt.
+	users resolve.Cache
+
 	// journal is the delivery journal (journal.go), opened by Run;
 	// journalRotate is its file size limit, which tests lower.
 	journal       *journal
@@ -221,6 +226,7 @@ func New(cfg Config, sp *spool.Spool) *Runner {
 	}
 	return &Runner{
 		cfg:    cfg,
+		users:  resolve.Cache{Root: cfg.Root},
 		spool:  sp,
 		global: make(chan struct{}, cfg.Concurrency),
 		dests:  map[string]*destination{},

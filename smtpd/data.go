@@ -132,7 +132,7 @@ func (s *session) Data(r io.Reader) error {
 		return err
 	}
 	stored := head + string(milter.FormatHeader(kept)) + string(header.End)
-	sp, err := spool.Open(s.srv.root.SpoolDir())
+	sp, err := s.srv.openSpool()
 	var id string
 	if err == nil {
 		id, err = sp.Enqueue(env, io.MultiReader(strings.NewReader(stored), rest))

@@ -87,6 +87,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -97,6 +98,8 @@ import (
 	"github.com/postkit/postkit/inetd"
 	"github.com/postkit/postkit/msgauth"
 	"github.com/postkit/postkit/mx"
+	"github.com/postkit/postkit/resolve"
+	"github.com/postkit/postkit/spool"
 )
 
 // Defaults of the Config fields left zero.
@@ -167,12 +170,33 @@ type Server struct {
 	// limit caps the sessions of this process, overall and per client
 	// address (the same counter pop3d and imapd use).
 	limit inetd.SessionLimit
+
+	// users reads etc/users, etc/aliases and etc/domains again only when
+	// they change, not at every MAIL.
+	users resolve.Cache
+	// spool is opened at the first message (see New) and kept.
+	spoolMu sync.Mutex
+	spool   *spool.Spool
+}
+
+// openSpool returns the spool, opening it at the first call that succeeds.
+func (srv *Server) openSpool() (*spool.Spool, error) {
+	srv.spoolMu.Lock()
+	defer srv.spoolMu.Unlock()
+	if srv.spool == nil {
+		sp, err := spool.Open(srv.root.SpoolDir())
+		if err != nil {
+			return nil, err
+		}
+		srv.spool = sp
+	}
+	return srv.spool, nil
 }
 
 // New returns a Server for cfg; it reads the size and recipient limits from
-// the control files. The spool is opened for each message, after a daemon
-// started as root has switched to its --user, so that a spool created on
-// the way belongs to that user.
+// the control files. The spool is opened at the first message, after a
+// daemon started as root has switched to its --user, so that a spool created
+// on the way belongs to that user.
 func New(cfg Config) (*Server, error) {
 	if cfg.Hostname == "" {
 		return nil, fmt.Errorf("smtpd: no host name")
@@ -208,6 +232,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	resolver := dns.NetResolver()
 	s := &Server{
+		users:          resolve.Cache{Root: cfg.Root},
 		root:           cfg.Root,
 		hostname:       cfg.Hostname,
 		submission:     cfg.Submission,

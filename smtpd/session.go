@@ -87,7 +87,7 @@ func (s *session) Mail(_ string, opts *smtp.MailOptions) error {
 	if err != nil {
 		return err
 	}
-	r, err := resolve.Load(s.srv.root)
+	r, err := s.srv.users.Load()
 	if err != nil {
 		s.srv.logf("error conn=%s what=%s error=%q", s.conn.info.id, logValue("reading users and aliases"), err)
 		return errTempLocal
