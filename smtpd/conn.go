@@ -268,6 +268,25 @@ func (c *conn) readData(p []byte) (int, error) {
 		if n > 0 && c.br.Buffered() == 0 {
 			break
 		}
+		if c.dataState == dataMiddle && !c.dataPrevCR {
+			// Inside a line nothing but CR and LF changes the state:
+			// the buffered bytes up to the next one go on at once,
+			// not byte by byte (most of smtpd's CPU for large
+			// messages went into this loop).
+			buf, _ := c.br.Peek(min(c.br.Buffered(), len(p)-n))
+			i := len(buf)
+			if k := bytes.IndexByte(buf, '\r'); k >= 0 {
+				i = k
+			}
+			if k := bytes.IndexByte(buf[:i], '\n'); k >= 0 {
+				i = k
+			}
+			if i > 0 {
+				n += copy(p[n:], buf[:i])
+				c.br.Discard(i)
+				continue
+			}
+		}
 		b, err := c.br.ReadByte()
 		if err != nil {
 			if n > 0 {

@@ -228,11 +228,9 @@ func (m *messageReader) Read(p []byte) (int, error) {
 	}
 	n, err := m.r.Read(p)
 	m.size += int64(n)
-	for _, b := range p[:n] {
-		if b == '\n' && !m.prevCR || b != '\n' && m.prevCR {
-			m.err = errBareLineEnding
-		}
-		m.prevCR = b == '\r'
+	var bare bool
+	if bare, m.prevCR = bareLineEnding(p[:n], m.prevCR); bare {
+		m.err = errBareLineEnding
 	}
 	if err == io.EOF && (m.prevCR || m.data && m.conn.dataLast.Load()) {
 		m.err = errBareLineEnding
@@ -244,6 +242,31 @@ func (m *messageReader) Read(p []byte) (int, error) {
 		m.err = err
 	}
 	return n, err
+}
+
+// bareLineEnding reports whether b has a CR not followed by LF or an LF
+// not preceded by CR, given whether the byte before b was a CR, and whether
+// b ends with a CR. It hops from CR to CR with bytes.IndexByte rather than
+// looking at every byte: this check runs over every message smtpd receives.
+func bareLineEnding(b []byte, prevCR bool) (bare, endsCR bool) {
+	for len(b) > 0 {
+		if prevCR {
+			if b[0] != '\n' {
+				return true, false
+			}
+			b, prevCR = b[1:], false
+			continue
+		}
+		i := bytes.IndexByte(b, '\r')
+		if i < 0 {
+			return bytes.IndexByte(b, '\n') >= 0, false
+		}
+		if bytes.IndexByte(b[:i], '\n') >= 0 {
+			return true, false
+		}
+		b, prevCR = b[i+1:], true
+	}
+	return false, prevCR
 }
 
 // headerHas reports whether the header section at the start of msg has a
