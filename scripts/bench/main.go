@@ -37,6 +37,7 @@ type row struct {
 	postkit  float64 // operations per second
 	peer     float64 // 0 when the peer is not installed
 	peerName string
+	machine  bool // a figure of the machine itself (disk): no peer
 }
 
 func main() {
@@ -47,7 +48,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds of the pop3 workloads; the best counts")
 	mail := flag.Int("mail", 3000, "messages per smtpd and sendq workload (against Postfix)")
 	mailRounds := flag.Int("mail-rounds", 2, "rounds of the smtpd and sendq workloads; the best counts")
-	only := flag.String("only", "", "run only the workloads whose name starts with this (deliver, pop3, mail)")
+	only := flag.String("only", "", "run only the workloads whose name starts with this (disk, deliver, pop3, mail, imap)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
@@ -56,6 +57,9 @@ func main() {
 		log.Fatal(err)
 	}
 	var rows []row
+	if strings.HasPrefix("disk", *only) {
+		rows = append(rows, diskRows()...)
+	}
 	if strings.HasPrefix("deliver", *only) {
 		rows = append(rows, benchDeliver(filepath.Join(binDir, "deliver"), *n)...)
 	}
@@ -70,6 +74,10 @@ func main() {
 	}
 	fmt.Printf("\n%-50s %14s %14s %8s\n", "workload", "postkit/s", "peer/s", "ratio")
 	for _, r := range rows {
+		if r.machine {
+			fmt.Printf("%-50s %14.1f %14s %8s\n", r.workload, r.postkit, "-", "-")
+			continue
+		}
 		peer, ratio := "not installed", "-"
 		if r.peer > 0 {
 			peer = fmt.Sprintf("%.1f", r.peer)
