@@ -105,12 +105,23 @@ type Message struct {
 
 // ReadMessage reads a whole message (CRLF or LF line endings) from r and
 // keeps it with LF line endings, the form of Maildir files and spool entries.
+//
+// A source that knows its size (a queued message, spool.Message) is read
+// into a buffer of that size at once, and a message that is LF already, as
+// queued messages are, is not copied again: the queue runner reads every
+// message it delivers locally through here.
 func ReadMessage(r io.Reader) (*Message, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
+	var buf bytes.Buffer
+	if s, ok := r.(interface{ Size() int64 }); ok && s.Size() > 0 && s.Size() < 1<<30 {
+		buf.Grow(int(s.Size()) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
 		return nil, &Error{Code: sysexits.TempFail, Err: fmt.Errorf("lda: reading message: %w", err)}
 	}
-	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	data := buf.Bytes()
+	if bytes.Contains(data, []byte("\r\n")) {
+		data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	}
 	return &Message{data: data, deliveredTo: deliveredTo(data)}, nil
 }
 
