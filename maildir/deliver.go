@@ -64,9 +64,8 @@ var ErrTooBig = errors.New("maildir: message too big")
 //     counting the sizes for S= and W=;
 //  3. set the mtime (ModTime), fsync and close the file;
 //  4. call BeforeLink with the final path, if set;
-//  5. link it into new/ (or cur/) under its final name, falling back to
-//     rename where the file system has no hard links, then remove the tmp
-//     name;
+//  5. rename it into new/ (or cur/) under its final name, never replacing
+//     a file there (safefile.RenameNoReplace);
 //  6. fsync new/ (or cur/).
 //
 // Once Deliver returns without error the message survives a crash. On any
@@ -117,13 +116,10 @@ func (d Dir) Deliver(msg io.Reader, opt DeliverOptions) (Delivered, error) {
 			return Delivered{}, fmt.Errorf("maildir: deliver: before link: %w", err)
 		}
 	}
-	if err := link(tmpPath, final); err != nil {
+	if err := safefile.RenameNoReplace(tmpPath, final); err != nil {
 		os.Remove(tmpPath)
 		return Delivered{}, fmt.Errorf("maildir: deliver: %w", err)
 	}
-	// A tmp name left behind (crash, or a failing unlink) is only a second
-	// link to the delivered file; CleanTmp removes it later.
-	os.Remove(tmpPath)
 	if err := safefile.SyncDir(target); err != nil {
 		// Without the fsync the message may vanish in a crash, and the
 		// caller is about to report failure (and have it sent again):
@@ -181,24 +177,6 @@ func fill(f *os.File, path string, msg io.Reader, opt DeliverOptions) (sizer, er
 		return sizer{}, fmt.Errorf("maildir: deliver: %w", err)
 	}
 	return lw.sizer, nil
-}
-
-// link makes the tmp file visible under its final name. link(2) never
-// replaces an existing file, unlike rename(2), which is the fallback for file
-// systems without hard links (as the Maildir specification allows).
-func link(tmp, final string) error {
-	err := os.Link(tmp, final)
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP) ||
-		errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.EMLINK) {
-		if _, statErr := os.Lstat(final); statErr == nil {
-			return err
-		}
-		return os.Rename(tmp, final)
-	}
-	return err
 }
 
 // IsTemporary reports whether err (from Deliver, Create or the like) comes

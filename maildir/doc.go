@@ -65,8 +65,10 @@
 // # Message files
 //
 // A message is delivered by creating tmp/NAME (O_EXCL), writing and fsyncing
-// it, linking it to new/NAME (or cur/NAME:2,FLAGS), removing tmp/NAME and
-// fsyncing the target directory. Readers never see a partial file, and a file
+// it, renaming it to new/NAME (or cur/NAME:2,FLAGS) without ever replacing a
+// file there (safefile.RenameNoReplace: renameat2's RENAME_NOREPLACE, one
+// directory operation, where qmail's link and unlink take two) and fsyncing
+// the target directory. Readers never see a partial file, and a file
 // in new/ or cur/ is complete and durable. Files in tmp/ whose inode has not
 // changed for 36 hours belong to crashed writers (CleanTmp).
 //

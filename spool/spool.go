@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/postkit/postkit/safefile"
-	"golang.org/x/sys/unix"
 )
 
 // Errors that callers tell apart with errors.Is.
@@ -210,7 +209,7 @@ func (s *Spool) Enqueue(env *Envelope, msg io.Reader) (string, error) {
 	// gets a new ID, written in place.
 	for tries := 0; ; tries++ {
 		if !exists(s.envPath(id)) {
-			err = renameNoReplace(name, s.queuePath(id))
+			err = safefile.RenameNoReplace(name, s.queuePath(id))
 			if err == nil {
 				break
 			}
@@ -284,23 +283,6 @@ func (s *Spool) renumber(f *os.File, head []byte, id string, now time.Time) (str
 		return "", storageErr(err, "fsync entry %s", fresh)
 	}
 	return fresh, nil
-}
-
-// renameNoReplace renames oldpath to newpath unless newpath exists
-// (fs.ErrExist). File systems without renameat2's RENAME_NOREPLACE get
-// link(2) and unlink(2), which fail the same way.
-func renameNoReplace(oldpath, newpath string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		if err = os.Link(oldpath, newpath); err != nil {
-			return err
-		}
-		return os.Remove(oldpath)
-	}
-	if err != nil {
-		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
-	}
-	return nil
 }
 
 // trackingReader remembers the error of the message source, so Enqueue can

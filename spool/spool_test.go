@@ -684,26 +684,6 @@ func TestRemoveTakesUpdatedEnvelope(t *testing.T) {
 	}
 }
 
-func TestRenameNoReplace(t *testing.T) {
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	for _, p := range []string{a, b} {
-		if err := os.WriteFile(p, []byte(p), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := renameNoReplace(a, b); !errors.Is(err, os.ErrExist) {
-		t.Errorf("renameNoReplace onto an existing file = %v, want ErrExist", err)
-	}
-	if data, _ := os.ReadFile(b); string(data) != b {
-		t.Errorf("the existing file now holds %q", data)
-	}
-	c := filepath.Join(dir, "c")
-	if err := renameNoReplace(a, c); err != nil || exists(a) || !exists(c) {
-		t.Errorf("renameNoReplace to a free name = %v; a exists %v, c exists %v", err, exists(a), exists(c))
-	}
-}
-
 func TestRenumberRewritesTheIDInPlace(t *testing.T) {
 	s := openSpool(t)
 	env := newEnvelope("alice@example.org")
