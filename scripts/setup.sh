@@ -277,7 +277,8 @@ Next steps (README.md, "Installing on a Debian server", has them in full):
   1. DNS: an A/AAAA record for $current, an MX record for each mail domain
      pointing to it, SPF (v=spf1 mx -all) and a PTR record for the address.
   2. Users: mkuser add alice@example.org; mkuser alias add
-     postmaster@example.org alice@example.org.
+     postmaster@example.org alice@example.org; and for cron and local
+     programs, which mail root: mkuser alias add root@$current alice@example.org.
   3. Start the services:
        systemctl daemon-reload
        systemctl enable --now postkit-sendq.service postkit-smtp.socket \\
