@@ -106,14 +106,14 @@ type Message struct {
 // ReadMessage reads a whole message (CRLF or LF line endings) from r and
 // keeps it with LF line endings, the form of Maildir files and spool entries.
 //
-// A source that knows its size (a queued message, spool.Message) is read
-// into a buffer of that size at once, and a message that is LF already, as
+// A source whose size is known (a queued message, a file on standard
+// input) is read into a buffer of that size at once, and a message that is LF already, as
 // queued messages are, is not copied again: the queue runner reads every
 // message it delivers locally through here.
 func ReadMessage(r io.Reader) (*Message, error) {
 	var buf bytes.Buffer
-	if s, ok := r.(interface{ Size() int64 }); ok && s.Size() > 0 && s.Size() < 1<<30 {
-		buf.Grow(int(s.Size()) + bytes.MinRead)
+	if n := sizeHint(r); n > 0 && n < 1<<30 {
+		buf.Grow(int(n) + bytes.MinRead)
 	}
 	if _, err := buf.ReadFrom(r); err != nil {
 		return nil, &Error{Code: sysexits.TempFail, Err: fmt.Errorf("lda: reading message: %w", err)}
@@ -123,6 +123,21 @@ func ReadMessage(r io.Reader) (*Message, error) {
 		data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
 	}
 	return &Message{data: data, deliveredTo: deliveredTo(data)}, nil
+}
+
+// sizeHint is how many bytes r probably holds, 0 if unknown: a queued
+// message knows its size, and deliver's standard input is often a file
+// (`deliver alice@example.org < msg`, an MTA's temporary file).
+func sizeHint(r io.Reader) int64 {
+	switch s := r.(type) {
+	case interface{ Size() int64 }:
+		return s.Size()
+	case *os.File:
+		if info, err := s.Stat(); err == nil && info.Mode().IsRegular() {
+			return info.Size()
+		}
+	}
+	return 0
 }
 
 // deliveredTo collects the addresses of the Delivered-To fields in the header
