@@ -15,7 +15,7 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 	"github.com/emersion/go-msgauth/dkim"
 
-	"github.com/postkit/postkit/msgauth"
+	"github.com/postkit/postkit/mailheader"
 	"github.com/postkit/postkit/mx/dnstest"
 )
 
@@ -86,7 +86,7 @@ func saResults(t *testing.T, stored string) []authres.Result {
 	t.Helper()
 	var found []authres.Result
 	n := 0
-	for _, f := range msgauth.ParseHeader([]byte(stored)).Fields {
+	for _, f := range mailheader.ParseHeader([]byte(stored)).Fields {
 		if !f.Is("Authentication-Results") {
 			continue
 		}

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/postkit/postkit/msgauth"
+	"github.com/postkit/postkit/mailheader"
 )
 
 // Field is one header field as stored: its name, and its raw text with
@@ -19,7 +19,7 @@ type Field struct {
 // ParseHeader splits a header section (without the empty line that ends
 // it, or with it: it is left out) into Fields.
 func ParseHeader(section []byte) []Field {
-	h := msgauth.ParseHeader(section)
+	h := mailheader.ParseHeader(section)
 	fields := make([]Field, 0, len(h.Fields))
 	for _, f := range h.Fields {
 		fields = append(fields, Field{Name: f.Name, Raw: string(f.Raw)})

@@ -12,6 +12,8 @@ import (
 	"github.com/emersion/go-msgauth/dmarc"
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/postkit/postkit/mailheader"
 )
 
 // atDomain finds what follows each '@' in a From field that does not
@@ -25,7 +27,7 @@ var atDomain = regexp.MustCompile(`@\[?([^\s<>()\[\]@,;:"\\]+)`)
 // address of one's own does not escape another domain's policy. A From
 // field that does not parse is searched for "@domain" instead, for the
 // same reason.
-func FromDomains(h *Header) []string {
+func FromDomains(h *mailheader.Header) []string {
 	var domains []string
 	add := func(d string) {
 		d = strings.ToLower(strings.TrimSuffix(d, "."))

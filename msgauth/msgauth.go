@@ -26,6 +26,8 @@ import (
 
 	"github.com/emersion/go-msgauth/authres"
 	"github.com/emersion/go-msgauth/dmarc"
+
+	"github.com/postkit/postkit/mailheader"
 )
 
 // Resolver is the DNS client the checks use; *net.Resolver is one (see
@@ -110,7 +112,7 @@ type DMARCResult struct {
 // Check checks a message: env from the session, header its parsed header
 // section, and msg the whole message as received (for DKIM, which reads
 // the header again).
-func (c *Checker) Check(ctx context.Context, env Envelope, header *Header, msg io.Reader) *Result {
+func (c *Checker) Check(ctx context.Context, env Envelope, header *mailheader.Header, msg io.Reader) *Result {
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout

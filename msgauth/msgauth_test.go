@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-msgauth/dmarc"
 
+	"github.com/postkit/postkit/mailheader"
 	"github.com/postkit/postkit/mx"
 	"github.com/postkit/postkit/mx/dnstest"
 )
@@ -133,7 +134,7 @@ func sign(t *testing.T, msg, domain string) string {
 }
 
 func check(c *Checker, env Envelope, msg string) *Result {
-	return c.Check(context.Background(), env, ParseHeader([]byte(msg)), strings.NewReader(msg))
+	return c.Check(context.Background(), env, mailheader.ParseHeader([]byte(msg)), strings.NewReader(msg))
 }
 
 func TestDKIM(t *testing.T) {
@@ -291,7 +292,7 @@ func TestFieldParses(t *testing.T) {
 	msg := sign(t, message("a@reject.test"), "reject.test")
 	res := check(c, Envelope{IP: client, Helo: "x.test", MailFrom: "a@pass.test"}, msg)
 	field := res.Field("mx.example.org")
-	h := ParseHeader([]byte(field + "\r\n"))
+	h := mailheader.ParseHeader([]byte(field + "\r\n"))
 	if len(h.Fields) != 1 || !h.Fields[0].Is(FieldName) {
 		t.Fatalf("Field %q is not one header field", field)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/postkit/postkit/mailheader"
 	"github.com/postkit/postkit/milter"
 	"github.com/postkit/postkit/msgauth"
 	"github.com/postkit/postkit/spool"
@@ -44,7 +45,7 @@ func (s *session) Data(r io.Reader) error {
 	now := time.Now()
 	mr := &messageReader{r: r, conn: s.conn, data: s.conn.inData.Load()}
 	body := bufio.NewReaderSize(mr, maxHeaderScan)
-	header, err := msgauth.ReadHeader(body, maxHeaderBytes)
+	header, err := mailheader.ReadHeader(body, maxHeaderBytes)
 	if err != nil {
 		return s.dataFailed(rid, mr, err)
 	}
@@ -156,7 +157,7 @@ func (s *session) Data(r io.Reader) error {
 // keptFields returns the fields of header that are stored: all but the
 // Authentication-Results fields that claim our host name (counted in
 // forged) and the fields named in spamNames (counted by name in spam).
-func keptFields(header *msgauth.Header, hostname string, spamNames []string) (kept []milter.Field, forged int, spam map[string]int) {
+func keptFields(header *mailheader.Header, hostname string, spamNames []string) (kept []milter.Field, forged int, spam map[string]int) {
 	for _, f := range header.Fields {
 		if f.Is(msgauth.FieldName) && msgauth.IsOurs(f.Value(), hostname) {
 			forged++
@@ -193,7 +194,7 @@ func (s *session) dataFailed(rid string, mr *messageReader, err error) error {
 	case mr.err != nil:
 		s.srv.logf("aborted conn=%s rid=%s client=%s reason=%s", info.id, rid, info.client, logValue(mr.err.Error()))
 		return smtpError(451, smtp.EnhancedCode{4, 4, 2}, "Connection problem while receiving the message")
-	case errors.Is(err, msgauth.ErrHeaderTooLarge):
+	case errors.Is(err, mailheader.ErrHeaderTooLarge):
 		s.srv.logf("refused conn=%s rid=%s client=%s reason=header-too-large", info.id, rid, info.client)
 		// RFC 3463 X.3.4: message too big for system.
 		return smtpError(552, smtp.EnhancedCode{5, 3, 4}, "Message header section over %d bytes", maxHeaderBytes)

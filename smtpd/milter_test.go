@@ -10,7 +10,7 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 
-	"github.com/postkit/postkit/msgauth"
+	"github.com/postkit/postkit/mailheader"
 )
 
 // testFilter is a milter whose end-of-message answer is chosen by mode;
@@ -301,7 +301,7 @@ func FuzzKeptFields(f *testing.F) {
 	f.Add([]byte("X-Spam: yes\r\nSubject: x\r\n\r\n"))
 	f.Add([]byte("Authentication-Results: " + testHostname + "; spf=pass\r\nx-spam : no\r\n\tfolded\r\nbroken\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		header := msgauth.ParseHeader(data)
+		header := mailheader.ParseHeader(data)
 		kept, forged, spam := keptFields(header, testHostname, []string{"X-Spam"})
 		removed := forged
 		for _, n := range spam {

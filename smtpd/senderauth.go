@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postkit/postkit/dnsbl"
+	"github.com/postkit/postkit/mailheader"
 	"github.com/postkit/postkit/msgauth"
 )
 
@@ -43,7 +44,7 @@ type verdict struct {
 
 // check runs the checks on a message: header is its parsed header section,
 // msg the whole message as received.
-func (s *session) check(tx *transaction, rid string, header *msgauth.Header, msg io.Reader) verdict {
+func (s *session) check(tx *transaction, rid string, header *mailheader.Header, msg io.Reader) verdict {
 	info := s.conn.info
 	env := msgauth.Envelope{IP: info.ip, Helo: tx.helo, MailFrom: tx.from.String()}
 	res := s.srv.checker.Check(context.Background(), env, header, msg)

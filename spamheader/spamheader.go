@@ -21,7 +21,7 @@ import (
 	"strings"
 
 	"github.com/postkit/postkit/control"
-	"github.com/postkit/postkit/msgauth"
+	"github.com/postkit/postkit/mailheader"
 )
 
 // File is the control file's name under ROOT/etc.
@@ -92,7 +92,7 @@ func Load(root control.Root) ([]Rule, []error, error) {
 	return rules, bad, nil
 }
 
-// Matches reports whether a field's value (as msgauth.Field.Value gives
+// Matches reports whether a field's value (as mailheader.Field.Value gives
 // it) matches the rule.
 func (r Rule) Matches(value string) bool {
 	v := strings.TrimSpace(strings.ReplaceAll(value, "\t", " "))
@@ -113,7 +113,7 @@ func Marked(msg []byte, rules []Rule) (Rule, bool) {
 	if len(rules) == 0 {
 		return Rule{}, false
 	}
-	for _, f := range msgauth.ParseHeader(msg).Fields {
+	for _, f := range mailheader.ParseHeader(msg).Fields {
 		for _, r := range rules {
 			if f.Is(r.Name) && r.Matches(f.Value()) {
 				return r, true
