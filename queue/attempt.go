@@ -61,6 +61,7 @@ type outcome struct {
 	reply  string
 	relay  string // "local" for Maildir deliveries
 	dsn    bool   // the relay takes over success notifications
+	reused bool   // the transaction went over a cached connection (remote)
 }
 
 // batch is the outcomes of a group of jobs.
@@ -376,7 +377,7 @@ func (g *group) deliver(ctx context.Context, a *attempt, d *destination) []outco
 	}
 	allTemp := true
 	for i, res := range rep.Results {
-		outs[i] = outcome{status: res.Status, code: res.Code, reply: res.Reply, relay: res.Relay, dsn: res.DSN}
+		outs[i] = outcome{status: res.Status, code: res.Code, reply: res.Reply, relay: res.Relay, dsn: res.DSN, reused: rep.Reused}
 		allTemp = allTemp && res.Status == remote.TempFail
 	}
 	if !rep.Connected && allTemp && ctx.Err() == nil && len(rep.Results) > 0 {

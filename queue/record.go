@@ -123,8 +123,14 @@ func (a *attempt) apply(ctx context.Context, b batch) {
 // Config.Outcome.
 func (a *attempt) logOutcome(rc *spool.Recipient, o outcome, status, reply string, now time.Time) {
 	env := a.env
-	a.r.cfg.Logf("id=%s rcpt=%s status=%s relay=%s code=%s reply=%q attempts=%d delay=%s",
-		env.ID, maillog.Quote(rc.Address), status, relayName(o.relay), maillog.Quote(o.code), reply, rc.Attempts, now.Sub(env.Arrival).Round(time.Millisecond))
+	// conn=reused marks a transaction over a cached connection (package
+	// remote), as Postfix's conn_use does.
+	conn := ""
+	if o.reused {
+		conn = " conn=reused"
+	}
+	a.r.cfg.Logf("id=%s rcpt=%s status=%s relay=%s code=%s reply=%q attempts=%d delay=%s%s",
+		env.ID, maillog.Quote(rc.Address), status, relayName(o.relay), maillog.Quote(o.code), reply, rc.Attempts, now.Sub(env.Arrival).Round(time.Millisecond), conn)
 	a.r.cfg.Outcome(rc.Address, status)
 }
 
