@@ -57,16 +57,7 @@ func (s *Spool) Lock(id string, wait time.Duration) (*EntryLock, error) {
 func (l *EntryLock) ID() string { return l.id }
 
 // Load reads the locked entry's envelope.
-func (l *EntryLock) Load() (*Envelope, error) {
-	data, err := os.ReadFile(l.s.envPath(l.id))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return readHead(l.f, l.id)
-	case err != nil:
-		return nil, storageErr(err, "read envelope %s", l.id)
-	}
-	return parseEntryEnvelope(data, l.id)
-}
+func (l *EntryLock) Load() (*Envelope, error) { return l.s.load(l.id, l.f) }
 
 // OpenMessage opens the locked entry's message for reading. Closing it does
 // not release the lock.

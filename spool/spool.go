@@ -307,21 +307,32 @@ func (s *Spool) Load(id string) (*Envelope, error) {
 	if !ValidID(id) {
 		return nil, fmt.Errorf("%w: %q is not a queue id", ErrNotFound, id)
 	}
+	return s.load(id, nil)
+}
+
+// load reads entry id's envelope: env/ID if there is one, else the head of
+// the queue file. locked is the queue file when the caller holds the
+// entry's lock (EntryLock), nil for an unlocked read.
+func (s *Spool) load(id string, locked *os.File) (*Envelope, error) {
 	data, err := os.ReadFile(s.envPath(id))
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if locked != nil {
+			return readHead(locked, id)
+		}
 		f, err := s.openEntry(id, "read entry")
 		if err != nil {
 			return nil, err
 		}
 		defer f.Close()
 		return readHead(f, id)
-	}
-	if err != nil {
+	case err != nil:
 		return nil, storageErr(err, "read envelope %s", id)
 	}
 	// Remove unlinks the queue file before env/ID: an envelope without it
-	// belongs to an entry that is gone (or going).
-	if !exists(s.queuePath(id)) {
+	// belongs to an entry that is gone (or going). Under the lock nobody
+	// removes it.
+	if locked == nil && !exists(s.queuePath(id)) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return parseEntryEnvelope(data, id)
