@@ -7,7 +7,6 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -104,7 +103,7 @@ func (sel *selected) relocate(m *message) (bool, error) {
 			// expunge that did not happen.
 			time.Sleep(time.Duration(try) * time.Millisecond)
 		}
-		if file, ok := findFile(sel.dir, base); ok {
+		if file, ok := sel.dir.Find(base); ok {
 			m.file = file
 			return true, nil
 		}
@@ -128,31 +127,6 @@ func (sel *selected) relocate(m *message) (bool, error) {
 // relocateTries bounds the search for a renamed file: about 0.2 s of
 // back-off in all, only while other processes rename without pause.
 const relocateTries = 20
-
-// findFile looks for the file with the unique name base in new/ and cur/
-// and returns its name relative to the folder.
-func findFile(d maildir.Dir, base string) (string, bool) {
-	for _, sub := range []string{"new", "cur"} {
-		dir, err := os.Open(filepath.Join(string(d), sub))
-		if err != nil {
-			continue
-		}
-		for {
-			names, err := dir.Readdirnames(1024)
-			for _, n := range names {
-				if strings.HasPrefix(n, base) && uidlist.BaseName(n) == base {
-					dir.Close()
-					return sub + "/" + n, true
-				}
-			}
-			if err != nil {
-				break
-			}
-		}
-		dir.Close()
-	}
-	return "", false
-}
 
 // lookup sets m's file from st and reports whether st has it.
 func (sel *selected) lookup(st *uidlist.State, m *message) bool {

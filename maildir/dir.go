@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/postkit/postkit/safefile"
 )
@@ -22,6 +23,33 @@ func (d Dir) Cur() string { return filepath.Join(string(d), "cur") }
 
 // Tmp returns the path of the Maildir's tmp/ directory.
 func (d Dir) Tmp() string { return filepath.Join(string(d), "tmp") }
+
+// Find looks for the message whose unique name is base (a file name up to
+// the ":" of its info: flags change, base does not) in new/ and then cur/,
+// where a mail client moves it, and returns its name relative to d:
+// "new/NAME" or "cur/NAME:2,FLAGS".
+func (d Dir) Find(base string) (string, bool) {
+	for _, sub := range []string{"new", "cur"} {
+		dir, err := os.Open(filepath.Join(string(d), sub))
+		if err != nil {
+			continue
+		}
+		for {
+			names, err := dir.Readdirnames(1024)
+			for _, n := range names {
+				if b, _, _ := strings.Cut(n, ":"); b == base {
+					dir.Close()
+					return sub + "/" + n, true
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		dir.Close()
+	}
+	return "", false
+}
 
 // FolderMarker is the empty file that marks a Maildir++ folder (as opposed to
 // a root); Courier and Dovecot create it and use it for quota accounting.

@@ -185,3 +185,27 @@ func TestCreateOverFile(t *testing.T) {
 		t.Fatal("Create over a regular file succeeded")
 	}
 }
+
+func TestFind(t *testing.T) {
+	d := Dir(filepath.Join(t.TempDir(), "Maildir"))
+	if err := Create(string(d)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"new/1.M1P1Q1.host,S=5", "cur/2.M2P2Q2.host,S=7:2,S", "cur/22.M2P2Q2.host,S=7:2,"} {
+		if err := os.WriteFile(filepath.Join(string(d), p), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct{ base, want string }{
+		{"1.M1P1Q1.host,S=5", "new/1.M1P1Q1.host,S=5"},
+		{"2.M2P2Q2.host,S=7", "cur/2.M2P2Q2.host,S=7:2,S"},
+		{"2.M2P2Q2.host", ""}, // a prefix of a name is not its base
+		{"3.M3P3Q3.host,S=1", ""},
+	}
+	for _, tt := range tests {
+		got, ok := d.Find(tt.base)
+		if got != tt.want || ok != (tt.want != "") {
+			t.Errorf("Find(%q) = %q, %v; want %q", tt.base, got, ok, tt.want)
+		}
+	}
+}

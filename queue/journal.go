@@ -556,36 +556,20 @@ func (a *attempt) skipJournaled(ctx context.Context, jobs []job) []job {
 
 // storedIntent returns the path of the file that one of the journaled
 // intents stored, where it is now, or "" if none is there: at the path
-// itself, or in the Maildir's cur/ under the same name (the part before
-// ":2,", with S= and W=) with any flags, where a mail client moves a
-// message it has seen.
+// itself, or wherever its Maildir holds the same message now (in cur/ with
+// flags, where a mail client moves a message it has seen).
 func storedIntent(intents []string) string {
 	for _, p := range intents {
 		if _, err := os.Lstat(p); err == nil {
 			return p
 		}
-		n := maildir.ParseName(filepath.Base(p))
-		n.HasInfo, n.Flags = false, ""
-		cur := filepath.Join(filepath.Dir(filepath.Dir(p)), "cur")
-		matches, _ := filepath.Glob(filepath.Join(globEscape(cur), globEscape(n.String())+":2,*"))
-		if len(matches) > 0 {
-			return matches[0]
+		d := maildir.Dir(filepath.Dir(filepath.Dir(p)))
+		base, _, _ := strings.Cut(filepath.Base(p), ":")
+		if rel, ok := d.Find(base); ok {
+			return filepath.Join(string(d), rel)
 		}
 	}
 	return ""
-}
-
-// globEscape quotes the characters filepath.Glob would take as a pattern:
-// Maildir names can hold a backslash (hostname characters escaped as \ooo).
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, c := range s {
-		if strings.ContainsRune(`*?[\`, c) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // journalDelivered journals the deliveries among a group's outcomes,
