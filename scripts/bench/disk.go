@@ -70,30 +70,22 @@ func rewrite(dir string, block []byte) error {
 
 // durableFile is what storing a message durably costs at the least: a new
 // file written and fsynced, its directory fsynced; then it is removed, as
-// a delivered queue file is.
-var durableSeq struct {
-	sync.Mutex
-	n int
-}
-
+// a delivered queue file is. Each writer uses its own name: the file is
+// gone before the writer's next call.
 func durableFile(dir string, writer int, block []byte) error {
-	durableSeq.Lock()
-	durableSeq.n++
-	name := filepath.Join(dir, fmt.Sprintf("f%d.%d", writer, durableSeq.n))
-	durableSeq.Unlock()
+	name := filepath.Join(dir, fmt.Sprintf("f%d", writer))
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(block); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	_, err = f.Write(block)
+	if err == nil {
+		err = f.Sync()
 	}
 	f.Close()
+	if err != nil {
+		return err
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
