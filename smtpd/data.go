@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -32,6 +33,10 @@ const maxHeaderScan = 64 << 10
 // refused with 552 5.3.4.
 const maxHeaderBytes = 1 << 20
 
+// headerReaders holds the readers that buffer a message's start for the
+// header scan: one 64 KiB buffer per message in flight, not per message.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, maxHeaderScan) }}
+
 func (s *session) Data(r io.Reader) error {
 	s.conn.dataEntries.Add(1)
 	s.mu.Lock()
@@ -44,7 +49,12 @@ func (s *session) Data(r io.Reader) error {
 	rid := fmt.Sprintf("%s.%d", info.id, info.nextTransaction())
 	now := time.Now()
 	mr := &messageReader{r: r, conn: s.conn, data: s.conn.inData.Load()}
-	body := bufio.NewReaderSize(mr, maxHeaderScan)
+	body := headerReaders.Get().(*bufio.Reader)
+	body.Reset(mr)
+	defer func() {
+		body.Reset(nil)
+		headerReaders.Put(body)
+	}()
 	header, err := mailheader.ReadHeader(body, maxHeaderBytes)
 	if err != nil {
 		return s.dataFailed(rid, mr, err)
