@@ -57,9 +57,9 @@ var ErrTooBig = errors.New("maildir: message too big")
 // Deliver stores msg durably in the Maildir d, the one way postkit puts a
 // message into a Maildir:
 //
-//  1. create tmp/UNIQUE with O_EXCL, mode 0600, and, when running as root,
-//     give it the owner and group of tmp/ (see "Owners" in the package
-//     documentation);
+//  1. create tmp/UNIQUE exclusively (safefile.CreateNew), mode 0600, and,
+//     when running as root, give it the owner and group of tmp/ (see
+//     "Owners" in the package documentation);
 //  2. write the message, turning every CRLF into LF (a bare CR is kept) and
 //     counting the sizes for S= and W=;
 //  3. set the mtime (ModTime), fsync and close the file;
@@ -90,7 +90,7 @@ func (d Dir) Deliver(msg io.Reader, opt DeliverOptions) (Delivered, error) {
 		return Delivered{}, err
 	}
 	tmpPath := filepath.Join(d.Tmp(), base)
-	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := safefile.CreateNew(tmpPath, 0o600)
 	if err != nil {
 		return Delivered{}, fmt.Errorf("maildir: deliver: %w", err)
 	}

@@ -64,13 +64,15 @@
 //
 // # Message files
 //
-// A message is delivered by creating tmp/NAME (O_EXCL), writing and fsyncing
-// it, renaming it to new/NAME (or cur/NAME:2,FLAGS) without ever replacing a
-// file there (safefile.RenameNoReplace: renameat2's RENAME_NOREPLACE, one
-// directory operation, where qmail's link and unlink take two) and fsyncing
-// the target directory. Readers never see a partial file, and a file
-// in new/ or cur/ is complete and durable. Files in tmp/ whose inode has not
-// changed for 36 hours belong to crashed writers (CleanTmp).
+// A message is delivered by creating tmp/NAME exclusively (an unnamed
+// O_TMPFILE inode linked as tmp/NAME where the kernel allows, else O_EXCL;
+// safefile.CreateNew), writing and fsyncing it, renaming it to new/NAME (or
+// cur/NAME:2,FLAGS) without ever replacing a file there
+// (safefile.RenameNoReplace: renameat2's RENAME_NOREPLACE, one directory
+// operation, where qmail's link and unlink take two) and fsyncing the target
+// directory. Readers never see a partial file, and a file in new/ or cur/ is
+// complete and durable. Files in tmp/ whose inode has not changed for 36
+// hours belong to crashed writers (CleanTmp).
 //
 // Files store the message with LF line endings: every CRLF of the input
 // becomes LF, a bare CR is kept. NewCRLFReader turns a file back into the

@@ -150,3 +150,114 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("after 10 concurrent updates the file has %d lines, want 12", strings.Count(string(got), "\n"))
 	}
 }
+
+// withCreateMode runs f once with O_TMPFILE allowed (when the file system
+// has it) and once with files created by name only, as on file systems
+// without it.
+func withCreateMode(t *testing.T, f func(t *testing.T)) {
+	t.Run("unnamed", f)
+	t.Run("by-name", func(t *testing.T) {
+		old := noTmpfile.Load()
+		noTmpfile.Store(true)
+		defer noTmpfile.Store(old)
+		f(t)
+	})
+}
+
+func TestCreateNew(t *testing.T) {
+	withCreateMode(t, func(t *testing.T) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "msg")
+		f, err := CreateNew(p, 0o600)
+		if err != nil {
+			t.Fatalf("CreateNew(%s) = %v", p, err)
+		}
+		if f.Name() != p {
+			t.Errorf("Name() = %q, want %q", f.Name(), p)
+		}
+		// The name is there from the start, before anything is written.
+		info, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("new file not visible: %v", err)
+		}
+		if info.Mode().Perm() != 0o600 || !info.Mode().IsRegular() {
+			t.Errorf("mode = %v, want -rw-------", info.Mode())
+		}
+		if _, err := f.WriteString("hello\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(p); string(got) != "hello\n" {
+			t.Errorf("contents = %q, %v; want hello", got, err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil || st.Nlink != 1 {
+			t.Errorf("links = %d, %v; want 1", st.Nlink, err)
+		}
+	})
+}
+
+func TestCreateNewRefusesExisting(t *testing.T) {
+	withCreateMode(t, func(t *testing.T) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "msg")
+		if err := os.WriteFile(p, []byte("first"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := CreateNew(p, 0o600)
+		if !errors.Is(err, os.ErrExist) {
+			if f != nil {
+				f.Close()
+			}
+			t.Fatalf("CreateNew(existing) = %v, want an error matching fs.ErrExist", err)
+		}
+		if got, _ := os.ReadFile(p); string(got) != "first" {
+			t.Errorf("existing file now %q, want it untouched", got)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+			t.Errorf("directory has %d entries, want 1", len(entries))
+		}
+	})
+}
+
+func TestCreateNewMissingDirectory(t *testing.T) {
+	withCreateMode(t, func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "gone", "msg")
+		f, err := CreateNew(p, 0o600)
+		if !errors.Is(err, os.ErrNotExist) {
+			if f != nil {
+				f.Close()
+			}
+			t.Fatalf("CreateNew(%s) = %v, want an error matching fs.ErrNotExist", p, err)
+		}
+	})
+}
+
+func TestCreateTempNames(t *testing.T) {
+	withCreateMode(t, func(t *testing.T) {
+		dir := t.TempDir()
+		a, err := CreateTemp(dir, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		b, err := CreateTemp(dir, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		for _, f := range []*os.File{a, b} {
+			if filepath.Dir(f.Name()) != dir || !strings.HasPrefix(filepath.Base(f.Name()), TempPrefix) {
+				t.Errorf("CreateTemp name %q, want %s/%s...", f.Name(), dir, TempPrefix)
+			}
+		}
+		if a.Name() == b.Name() {
+			t.Errorf("two CreateTemp calls gave the same name %q", a.Name())
+		}
+	})
+}

@@ -108,8 +108,9 @@
 // Enqueue (0 to 2), in this order:
 //
 //  1. pick an ID and marshal the envelope (checking it);
-//  2. create queue/.tmp.RANDOM with O_EXCL and flock it; if Clean has
-//     meanwhile unlinked it, create another;
+//  2. create queue/.tmp.RANDOM exclusively (safefile.CreateTemp: an
+//     unnamed O_TMPFILE inode linked under that name, or O_EXCL) and flock
+//     it; if Clean has meanwhile unlinked it, create another;
 //  3. write the envelope, the empty line and the message into it, fsync it;
 //  4. rename it to queue/ID without replacing anything (renameat2's
 //     RENAME_NOREPLACE, or link and unlink); the rename is the commit
