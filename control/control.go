@@ -19,6 +19,15 @@
 // control files; the programs do that before asking this package.
 // man/postkit-control.5 lists every control file with its default and the
 // programs that read it.
+//
+// Long-running programs that read a control file at every session read it
+// through a Cache, which answers as Root does but reads a file again only
+// when its Stamp (inode, size, modification and change time, from one
+// stat(2)) has changed, or when the file was changed less than RacyWindow
+// before the last read: file times are coarse, so a same-size rewrite in
+// place within one tick keeps the stamp (git's "racily clean" rule).
+// Package resolve's cache of etc/users, etc/aliases and etc/domains uses the
+// same Stamp.
 package control
 
 import (
@@ -112,15 +121,34 @@ func (r Root) Lines(name string) ([]string, error) {
 // the file is missing or has none.
 func (r Root) String(name, def string) (string, error) {
 	lines, err := r.Lines(name)
+	return firstLine(lines, err, def)
+}
+
+// Int returns the number in control file name, or def.
+func (r Root) Int(name string, def int64) (int64, error) {
+	s, err := r.String(name, "")
+	return wholeNumber(r, name, s, err, def)
+}
+
+// Size returns the byte count in control file name, which may carry a K, M or
+// G suffix (powers of 1024), or def.
+func (r Root) Size(name string, def int64) (int64, error) {
+	s, err := r.String(name, "")
+	return byteCount(r, name, s, err, def)
+}
+
+// firstLine is String's rule, shared by Root and Cache: the first of the
+// lines Lines gave, else def.
+func firstLine(lines []string, err error, def string) (string, error) {
 	if err != nil || len(lines) == 0 {
 		return def, err
 	}
 	return lines[0], nil
 }
 
-// Int returns the number in control file name, or def.
-func (r Root) Int(name string, def int64) (int64, error) {
-	s, err := r.String(name, "")
+// wholeNumber is Int's rule, shared by Root and Cache: s, the first line
+// of control file name in r ("" for none), as a number, else def.
+func wholeNumber(r Root, name, s string, err error, def int64) (int64, error) {
 	if err != nil || s == "" {
 		return def, err
 	}
@@ -131,10 +159,9 @@ func (r Root) Int(name string, def int64) (int64, error) {
 	return n, nil
 }
 
-// Size returns the byte count in control file name, which may carry a K, M or
-// G suffix (powers of 1024), or def.
-func (r Root) Size(name string, def int64) (int64, error) {
-	s, err := r.String(name, "")
+// byteCount is Size's rule, shared by Root and Cache: s, the first line of
+// control file name in r ("" for none), as a size, else def.
+func byteCount(r Root, name, s string, err error, def int64) (int64, error) {
 	if err != nil || s == "" {
 		return def, err
 	}

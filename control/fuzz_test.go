@@ -28,7 +28,7 @@ func meaningfulLines(data string) []string {
 // exactly the trimmed non-blank, non-comment lines; String the first of
 // them or the default; Int and Size a value only when the first line
 // parses, the default with an error otherwise, and never both a value and
-// an error; Hostname the first line.
+// an error; Hostname the first line; a Cache's Lines what Root's gives.
 func FuzzControlFile(f *testing.F) {
 	f.Add([]byte("mail.example.org\n"))
 	f.Add([]byte("# the name in greetings\n\n  mail.example.org  \r\nignored\n"))
@@ -50,12 +50,19 @@ func FuzzControlFile(f *testing.F) {
 	if err := os.Mkdir(r.Etc(""), 0o755); err != nil {
 		f.Fatal(err)
 	}
+	// One Cache too: every input rewrites the file in place, often to the
+	// same size within one tick of the file times, and the Cache must
+	// still see each version.
+	c := &Cache{Root: r}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if err := os.WriteFile(r.Etc("hostname"), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 
 		lines, err := r.Lines("hostname")
+		if cached, cerr := c.Lines("hostname"); !slices.Equal(cached, lines) || errText(cerr) != errText(err) {
+			t.Fatalf("Cache.Lines(%q) = %q, %v; Root.Lines = %q, %v", data, cached, cerr, lines, err)
+		}
 		if err != nil {
 			// The only refusal: a line longer than the 1 MiB limit.
 			if !errors.Is(err, bufio.ErrTooLong) {

@@ -88,7 +88,7 @@ func TestCacheTrustsSettledFiles(t *testing.T) {
 	c.Load()
 	// The change time is the chtimes call: now. Pretend the load was
 	// later, as it will be in a long-running server.
-	c.loadedAt = time.Now().Add(2 * racyWindow)
+	c.loadedAt = time.Now().Add(2 * control.RacyWindow)
 	first := c.r
 	if again, err := c.Load(); err != nil || again != first {
 		t.Errorf("Cache.Load of settled files = %p, %v; want the same Resolver %p", again, err, first)
