@@ -58,7 +58,7 @@ func (s *session) milterFile() string {
 // filters reads the session's filter file.
 func (s *session) filters() []configuredFilter {
 	name := s.milterFile()
-	lines, err := s.srv.root.Lines(name)
+	lines, err := s.srv.etc.Lines(name)
 	if err != nil {
 		// Unreadable: one failing filter, so that the failure policy
 		// applies rather than no filtering at all.

@@ -95,7 +95,7 @@ func (s *Server) limiter(kind string, limit int, window time.Duration) *ratelimi
 // rate reads a rate control file: a whole number, 0 for no limit. A value
 // that is no such number is logged and the default used.
 func (s *Server) rate(name string, def int) int {
-	n, err := s.root.Int(name, int64(def))
+	n, err := s.etc.Int(name, int64(def))
 	if err == nil && (n < 0 || n > math.MaxInt32) {
 		err = fmt.Errorf("%d is not a rate (0 to %d)", n, math.MaxInt32)
 	}

@@ -115,7 +115,7 @@ func dmarcSummary(res *msgauth.Result) string {
 // message so that changes apply at once. A missing file means the first
 // choice; so does a value that is none of them, which is logged.
 func (s *Server) choice(name string, choices []string) string {
-	v, err := s.root.String(name, choices[0])
+	v, err := s.etc.String(name, choices[0])
 	if err != nil {
 		s.logf("error file=%s error=%q using=%s", logValue(s.root.Etc(name)), err, logValue(choices[0]))
 		return choices[0]
@@ -140,7 +140,7 @@ func (s *Server) startDNSBL(info *connInfo) {
 	info.dnsblDone = done
 	go func() {
 		defer close(done)
-		lines, err := s.root.Lines("dnsbl-zones")
+		lines, err := s.etc.Lines("dnsbl-zones")
 		if err != nil {
 			s.logf("error conn=%s what=%s error=%q", info.id, logValue("reading dnsbl-zones"), err)
 			return

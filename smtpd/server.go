@@ -174,6 +174,11 @@ type Server struct {
 	// users reads etc/users, etc/aliases and etc/domains again only when
 	// they change, not at every MAIL.
 	users resolve.Cache
+	// etc reads the control files that apply at every session or message
+	// (relay-clients, dnsbl-zones, the rate limits, the sender checks, the
+	// milter lists) again only when they change: a read is some ten
+	// syscalls, a stat(2) one.
+	etc control.Cache
 	// spool is opened at the first message (see New) and kept.
 	spoolMu sync.Mutex
 	spool   *spool.Spool
@@ -233,6 +238,7 @@ func New(cfg Config) (*Server, error) {
 	resolver := dns.NetResolver()
 	s := &Server{
 		users:          resolve.Cache{Root: cfg.Root},
+		etc:            control.Cache{Root: cfg.Root},
 		root:           cfg.Root,
 		hostname:       cfg.Hostname,
 		submission:     cfg.Submission,

@@ -246,7 +246,7 @@ func (s *Server) relayClient(info *connInfo) bool {
 	if !info.ip.IsValid() {
 		return false
 	}
-	lines, err := s.root.Lines("relay-clients")
+	lines, err := s.etc.Lines("relay-clients")
 	if err != nil {
 		s.logf("error conn=%s what=%s error=%q", info.id, logValue("reading relay-clients"), err)
 		return false
