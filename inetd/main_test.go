@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,4 +81,30 @@ func dropChild(user string) {
 	fmt.Printf("daemon=%s\n", errText(DropPrivileges("daemon")))
 	fmt.Printf("setuid0=%s\n", errText(syscall.Setuid(0)))
 	os.Exit(0)
+}
+
+func TestBlockingProcs(t *testing.T) {
+	base := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(base)
+	tests := []struct {
+		name   string
+		env    string
+		perCPU int
+		want   int
+	}{
+		{"doubled", "", 2, 2 * base},
+		{"one per CPU is the default", "", 1, base},
+		{"zero changes nothing", "", 0, base},
+		{"environment wins", "3", 2, base},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GOMAXPROCS", tt.env)
+			runtime.GOMAXPROCS(base)
+			BlockingProcs(tt.perCPU)
+			if got := runtime.GOMAXPROCS(0); got != tt.want {
+				t.Errorf("BlockingProcs(%d) with GOMAXPROCS=%q: GOMAXPROCS = %d, want %d", tt.perCPU, tt.env, got, tt.want)
+			}
+		})
+	}
 }

@@ -22,6 +22,8 @@ func main() {
 		UsageText: "smtpd [--root DIR] [--submission] [--listen ADDR]... [--tls-implicit] [--user USER] [flags]",
 		Env:       "SMTP",
 		Refusal:   "421",
+		// Sessions wait for the spool's fsyncs (inetd.BlockingProcs).
+		ProcsPerCPU: 2,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{
 				Name:    "submission",
