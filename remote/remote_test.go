@@ -173,6 +173,41 @@ func TestPlainTextOnlyWithoutSTARTTLS(t *testing.T) {
 	}
 }
 
+// A plain-text session says EHLO once: go-smtp's own EHLO is answered with
+// the server's reply to ours, whose extensions it then uses (SIZE, 8BITMIME).
+// Over STARTTLS the second EHLO goes to the server, inside TLS (RFC 3207
+// §4.2): the plain text holds one.
+func TestOneEHLOPerPlainTextSession(t *testing.T) {
+	tlsConfig, _ := certs(t)
+	for _, tt := range []struct {
+		name string
+		opts smtptest.Options
+	}{
+		{"plain text", smtptest.Options{MaxSize: 1 << 20}},
+		{"STARTTLS", smtptest.Options{MaxSize: 1 << 20, TLS: tlsConfig}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := smtptest.Start(t, tt.opts)
+			f := &fakeNet{listen: map[string]string{"192.0.2.9:25": srv.Addr}}
+			rep := newClient(f).Deliver(context.Background(), "[192.0.2.9]", nil, message(body, "a@[192.0.2.9]"))
+			if statuses(rep) != "delivered" {
+				t.Fatalf("Deliver = %+v", rep.Results)
+			}
+			in := srv.Input(0)
+			if n := strings.Count(in, "EHLO "); n != 1 {
+				t.Errorf("client sent EHLO %d times in plain text (%q), want once", n, in)
+			}
+			m := srv.Messages()[0]
+			if m.TLS != (tt.opts.TLS != nil) || m.Helo != "mx.sender.example" {
+				t.Errorf("server saw TLS=%v helo=%q, want TLS=%v and our hostname", m.TLS, m.Helo, tt.opts.TLS != nil)
+			}
+			if m.MailOpts.Size == 0 || m.MailOpts.Body != "8BITMIME" {
+				t.Errorf("MAIL had SIZE=%d BODY=%q, want both: the client must know the server's extensions", m.MailOpts.Size, m.MailOpts.Body)
+			}
+		})
+	}
+}
+
 func TestResultPerRecipient(t *testing.T) {
 	srv := smtptest.Start(t, smtptest.Options{Rcpt: func(to string) error {
 		switch {

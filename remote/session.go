@@ -139,8 +139,8 @@ func (s *session) mode() routes.TLSMode {
 	return routes.TLSMay
 }
 
-// connect opens the SMTP session: greeting, EHLO, STARTTLS when offered,
-// EHLO again with our name, and AUTH when the route has credentials. The
+// connect opens the SMTP session: greeting, EHLO, STARTTLS when offered
+// and EHLO again over TLS, and AUTH when the route has credentials. The
 // client reads and writes through replies.
 func (s *session) connect(conn net.Conn, t Timeouts) (*smtp.Client, *replyConn, *Result) {
 	mode := s.mode()
@@ -221,9 +221,14 @@ func (s *session) connect(conn net.Conn, t Timeouts) (*smtp.Client, *replyConn, 
 		return nil, nil, &Result{Status: TempFail, Code: codeRequireTLS, Reply: s.relay + " does not offer STARTTLS, and the message requires TLS (REQUIRETLS)", Relay: s.relay}
 	}
 	// go-smtp starts by reading a greeting: the real one has been read, so
-	// it gets a stand-in, then says EHLO (again, or for the first time over
-	// TLS; RFC 3207 §4.2 asks for a fresh EHLO).
-	replies := &replyConn{Conn: &greetedConn{Conn: next, greeting: strings.NewReader("220 " + s.h.name + "\r\n")}}
+	// it gets a stand-in, then says EHLO: for the first time over TLS (RFC
+	// 3207 §4.2 asks for a fresh EHLO), or, in plain text, to a stand-in
+	// that answers with the server's reply to ours.
+	greeted := &greetedConn{Conn: next, greeting: strings.NewReader("220 " + s.h.name + "\r\n")}
+	if next == conn {
+		greeted.ehlo, greeted.ehloReply = "EHLO "+s.c.Hostname+"\r\n", ehloReplyText(ehlo)
+	}
+	replies := &replyConn{Conn: greeted}
 	client := smtp.NewClient(replies)
 	client.CommandTimeout = t.Command
 	if err := client.Hello(s.c.Hostname); err != nil {
