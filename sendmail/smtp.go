@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postkit/postkit/address"
+	"github.com/postkit/postkit/smtpcmd"
 	"github.com/postkit/postkit/spool"
 )
 
@@ -174,7 +174,7 @@ func (c *stdioConn) Read(p []byte) (int, error) {
 // "<Postmaster>", which every SMTP receiver must take, so the path becomes
 // postmaster@ the host name, as "sendmail postmaster" qualifies it. A BDAT
 // command is followed by a chunk whenever go-smtp accepts its arguments,
-// even if it refuses the command: chunkSize says how long.
+// even if it refuses the command: smtpcmd.ParseBDAT says how long.
 func (c *stdioConn) command(line []byte) []byte {
 	text := strings.TrimRight(string(line), "\r\n")
 	if len(text) < 5 || text[4] != ' ' {
@@ -187,24 +187,12 @@ func (c *stdioConn) command(line []byte) []byte {
 			return []byte(pm)
 		}
 	case "BDAT":
-		c.chunkLeft = chunkSize(arg)
+		// No chunk follows a BDAT whose argument go-smtp refuses.
+		if size, _, err := smtpcmd.ParseBDAT(arg); err == nil {
+			c.chunkLeft = size
+		}
 	}
 	return line
-}
-
-// chunkSize returns the size of the chunk after a BDAT command with
-// argument arg, checking the argument as go-smtp v0.25.1's handleBdat does:
-// 0 when go-smtp answers 501 and reads no chunk.
-func chunkSize(arg string) int64 {
-	args := strings.Fields(arg)
-	if len(args) == 0 || len(args) > 2 || len(args) == 2 && !strings.EqualFold(args[1], "LAST") {
-		return 0
-	}
-	size, err := strconv.ParseUint(args[0], 10, 32)
-	if err != nil {
-		return 0
-	}
-	return int64(size)
 }
 
 // Write writes a reply line of go-smtp's (each comes in a Write of its own)

@@ -1,9 +1,6 @@
 package smtpd
 
-import (
-	"strconv"
-	"strings"
-)
+import "strings"
 
 // Command line limits, counted in octets with the line ending.
 const (
@@ -88,22 +85,6 @@ func lineLimit(verb string) int {
 		return maxAuthLine
 	}
 	return maxCommandLine
-}
-
-// parseBDAT checks the argument of BDAT as go-smtp does (RFC 3030 §2:
-// "BDAT" SP chunk-size [SP "LAST"]) and returns the chunk size. go-smtp reads
-// (or skips) exactly that many octets after every BDAT it accepts the syntax
-// of, whatever it answers, and none after one it refuses.
-func parseBDAT(arg string) (size int64, ok bool) {
-	f := strings.Fields(arg)
-	if len(f) == 0 || len(f) > 2 || len(f) == 2 && !strings.EqualFold(f[1], "LAST") {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(f[0], 10, 32)
-	if err != nil {
-		return 0, false
-	}
-	return int64(n), true
 }
 
 // pathArg returns the path of a MAIL FROM or RCPT TO command as the client

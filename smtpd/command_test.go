@@ -57,32 +57,6 @@ func TestLineLimit(t *testing.T) {
 	}
 }
 
-func TestParseBDAT(t *testing.T) {
-	for _, tc := range []struct {
-		arg  string
-		size int64
-		ok   bool
-	}{
-		{"0", 0, true},
-		{"100 LAST", 100, true},
-		{"100 last", 100, true},
-		{"  7   LAST ", 7, true},
-		{"4294967295", 4294967295, true},
-		{"4294967296", 0, false},
-		{"", 0, false},
-		{"-1", 0, false},
-		{"+1", 0, false},
-		{"1 2", 0, false},
-		{"1 LAST x", 0, false},
-		{"x", 0, false},
-	} {
-		size, ok := parseBDAT(tc.arg)
-		if size != tc.size || ok != tc.ok {
-			t.Errorf("parseBDAT(%q) = %d, %v, want %d, %v", tc.arg, size, ok, tc.size, tc.ok)
-		}
-	}
-}
-
 func TestPathArg(t *testing.T) {
 	for _, tc := range []struct {
 		arg, prefix, want string

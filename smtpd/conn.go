@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/postkit/postkit/address"
+	"github.com/postkit/postkit/smtpcmd"
 )
 
 // conn sits between the transport (TCP, or TLS over it) and go-smtp, which
@@ -192,8 +193,11 @@ func (c *conn) nextLine() bool {
 	}
 	switch verb {
 	case "BDAT":
-		size, ok := parseBDAT(arg)
-		if !ok {
+		// go-smtp reads (or skips) the chunk after every BDAT whose
+		// argument it takes, whatever it answers, and none after one
+		// it refuses.
+		size, last, err := smtpcmd.ParseBDAT(arg)
+		if err != nil {
 			c.reply(501, "5.5.4 Syntax: BDAT size [LAST]")
 			return true
 		}
@@ -201,7 +205,7 @@ func (c *conn) nextLine() bool {
 			c.mode, c.chunkLeft = modeChunk, size
 		}
 		c.inData.Store(false)
-		c.bdatLast = len(strings.Fields(arg)) == 2
+		c.bdatLast = last
 		c.bdatMark = c.dataEntries.Load()
 	case "MAIL", "RSET":
 		c.bdatOpen = false // go-smtp refuses MAIL during a transfer; RSET ends it
