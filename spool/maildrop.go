@@ -412,24 +412,12 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 // it, and checks it as input from an untrusted user; r is left at the
 // first byte of the message. See ParseDrop.
 func readDrop(r *bufio.Reader) (*Envelope, error) {
-	var head []byte
-	for {
-		line, err := r.ReadSlice('\n')
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			return nil, fmt.Errorf("envelope line %d longer than %d bytes", bytes.Count(head, []byte("\n"))+1, r.Size())
-		case errors.Is(err, io.EOF):
-			return nil, errors.New("no empty line after the envelope (truncated?)")
-		case err != nil:
-			return nil, storageErr(err, "read drop")
-		}
-		if len(line) == 1 {
-			break
-		}
-		if len(head)+len(line) > maxDropEnvelope {
-			return nil, fmt.Errorf("envelope longer than %d bytes", maxDropEnvelope)
-		}
-		head = append(head, line...)
+	head, err := readEnvelope(r, maxDropLine, maxDropEnvelope)
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return nil, err
+	case err != nil:
+		return nil, storageErr(err, "read drop")
 	}
 	return ParseDrop(head)
 }

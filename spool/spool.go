@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -361,29 +361,57 @@ func readHead(f *os.File, id string) (*Envelope, error) {
 }
 
 // headOf reads the envelope at the start of the queue file f, up to the
-// empty line after it, and returns it with the offset of the message.
+// empty line after it, and returns it with the offset of the message. It
+// reads with ReadAt, so f's offset stays where it was.
 func headOf(f *os.File, id string) (head []byte, body int64, err error) {
-	buf := make([]byte, 0, 4096)
+	// Queue files are written by Enqueue: a line of theirs has no limit
+	// of its own, only the envelope has.
+	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, math.MaxInt64), 4096)
+	head, err = readEnvelope(br, maxEnvelope, maxEnvelope)
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return nil, 0, fmt.Errorf("spool: entry %s: %w", id, err)
+	case err != nil:
+		return nil, 0, storageErr(err, "read entry %s", id)
+	}
+	return head, int64(len(head) + 1), nil
+}
+
+// readEnvelope reads an envelope from r: its lines, up to the first empty
+// one, which ends it (an envelope's lines are never empty). It returns the
+// envelope without the empty line and leaves r at the first byte after
+// it, the message's. Both queue files and drops start this way; for a
+// drop, which comes from an untrusted user, the limits are tighter.
+//
+// A line longer than maxLine bytes with its newline, an envelope longer
+// than maxSize bytes, or input that ends before the empty line is an error
+// wrapping ErrInvalid, and readEnvelope reads no further; any other error
+// is r's, for the caller to report as a StorageError.
+func readEnvelope(r *bufio.Reader, maxLine, maxSize int) ([]byte, error) {
+	var head []byte
+	start, lineNo := 0, 1 // where the current line starts in head, and its number
 	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, len(buf))
-		}
-		n, err := f.ReadAt(buf[len(buf):cap(buf)], int64(len(buf)))
-		// The envelope's lines are never empty, so its end is the
-		// first empty line.
-		from := max(0, len(buf)-1)
-		buf = buf[:len(buf)+n]
-		if i := bytes.Index(buf[from:], []byte("\n\n")); i >= 0 {
-			end := from + i + 1
-			return buf[:end], int64(end + 1), nil
+		frag, err := r.ReadSlice('\n')
+		n := len(head) - start + len(frag)
+		if err != nil {
+			n++ // the newline the line still needs
 		}
 		switch {
-		case err == io.EOF:
-			return nil, 0, fmt.Errorf("spool: entry %s: %w: no empty line after the envelope", id, ErrInvalid)
-		case err != nil:
-			return nil, 0, storageErr(err, "read entry %s", id)
-		case len(buf) > maxEnvelope:
-			return nil, 0, fmt.Errorf("spool: entry %s: %w: envelope longer than %d bytes", id, ErrInvalid, maxEnvelope)
+		case n > maxLine:
+			return nil, fmt.Errorf("%w: envelope line %d longer than %d bytes", ErrInvalid, lineNo, maxLine)
+		case errors.Is(err, io.EOF):
+			return nil, fmt.Errorf("%w: no empty line after the envelope (truncated?)", ErrInvalid)
+		case err != nil && !errors.Is(err, bufio.ErrBufferFull):
+			return nil, err
+		case err == nil && len(frag) == 1 && start == len(head):
+			return head, nil
+		case len(head)+len(frag) > maxSize:
+			return nil, fmt.Errorf("%w: envelope longer than %d bytes", ErrInvalid, maxSize)
+		}
+		head = append(head, frag...)
+		if err == nil {
+			start = len(head)
+			lineNo++
 		}
 	}
 }
