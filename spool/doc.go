@@ -25,7 +25,9 @@
 // the queue. Others may pass through the spool directory (mode 0711) but
 // not list it, and only to reach maildrop/. ID is a queue ID: 16 characters of base32hex
 // (0-9, A-V) encoding 48 bits of milliseconds since 1970 and 32 random bits,
-// so IDs sort by arrival time and are safe as file names. The spool does not
+// so IDs sort by arrival time and are safe as file names (an entry imported
+// from a drop has the drop's ID: the time its writer gave the drop's name,
+// normally when it was written). The spool does not
 // look into messages; postkit's writers store them with LF line endings, as
 // Maildir does, and sendq turns them into CRLF on the wire.
 //
@@ -74,9 +76,23 @@
 // client-addr, helo, junk, local-uid), or whose sender or recipients are
 // not addresses: each is refused, logged (event=pickup status=refused) and
 // removed, never queued. A good drop is enqueued with local-uid set to the
-// drop file's owner, the submitting user, and then removed; a crash in
-// between queues it again at the next Pickup (a duplicate, never a loss). A
-// failure to write into the spool leaves the drop for the next scan.
+// drop file's owner, the submitting user, under the queue ID its name
+// starts with, and then removed. So a crash in between does not queue it
+// twice: when that ID is taken by an entry (queue/ID, or the env/ID a
+// crashed Remove left) whose local-uid is the drop file's owner, a runner
+// died after queuing the drop and before removing it; Pickup leaves the
+// entry as it is, fsyncs queue/ (which that runner may not have done), and
+// removes the drop without queuing it again (event=pickup
+// status=already-queued). No other entry counts, so no user can make
+// another's message go unqueued or touch another's entry: a drop named
+// after an entry with another local-uid, or none (smtpd's), is queued
+// under a fresh ID, and that entry is only read. Two cases may still
+// queue a drop twice, never lose it: a crash before the removal of a drop
+// queued under a fresh ID, and a drop whose removal fails (an I/O error),
+// which Pickup does not look at again but the next runner imports again
+// once its entry is gone. A failure to write into the spool leaves the
+// drop for the next scan; Pickup then queues no more drops but still
+// removes those queued already, since the runner goes on to deliver.
 // Drops that are still .tmp.* after an hour belong to crashed writers and
 // Clean removes them. The runner must own maildrop/ to remove drops; Pickup
 // refuses to run otherwise.
@@ -107,7 +123,8 @@
 //
 // Enqueue (0 to 2), in this order:
 //
-//  1. pick an ID and marshal the envelope (checking it);
+//  1. pick an ID (Pickup passes the drop's) and marshal the envelope
+//     (checking it);
 //  2. create queue/.tmp.RANDOM exclusively (safefile.CreateTemp: an
 //     unnamed O_TMPFILE inode linked under that name, or O_EXCL) and flock
 //     it; if Clean has meanwhile unlinked it, create another;
@@ -116,7 +133,8 @@
 //     RENAME_NOREPLACE, or link and unlink); the rename is the commit
 //     point. If queue/ID exists (two IDs clashed) or env/ID does (left by
 //     a crashed Remove), write a fresh ID over the old one in the file (IDs
-//     have a fixed length), fsync, and try again;
+//     have a fixed length), fsync, and try again; with the drop's ID,
+//     remove the temporary and fail instead (Pickup looks again);
 //  5. fsync queue/, release the lock and return the ID. Only now may smtpd
 //     answer 250.
 //
@@ -173,7 +191,7 @@
 // `sendq rm` and `sendq hold` from the command line:
 //
 //   - Enqueuers never conflict: each writes its own temporary and commits
-//     it under a fresh ID without replacing anything.
+//     it under a fresh ID (Pickup: the drop's) without replacing anything.
 //   - runner.lock (LockRunner, safefile.LockFile) admits one queue runner; a
 //     second `sendq run` fails with ErrRunnerActive.
 //   - Each entry has a lock: flock(2) on queue/ID (Lock, EntryLock), the

@@ -38,8 +38,17 @@ const (
 // more than MaxDropMessage bytes, and is why Pickup refuses a larger drop.
 var ErrTooBig = errors.New("spool: message too big for the maildrop")
 
-// errRefused is wrapped by the errors for drops Pickup refuses for good.
-var errRefused = errors.New("refused")
+// Outcomes of importDrop that are not a new entry: errRefused is wrapped
+// by the errors for drops Pickup refuses for good; errGone means the drop
+// was taken back by its writer; errAlreadyQueued means an earlier Pickup
+// queued it and did not remove it; errPostponed means the drop is not
+// queued yet and Pickup, after a temporary failure, imports no new drops.
+var (
+	errRefused       = errors.New("refused")
+	errGone          = errors.New("spool: the drop is gone")
+	errAlreadyQueued = errors.New("spool: the drop is queued already")
+	errPostponed     = errors.New("spool: the drop waits for the next pickup")
+)
 
 // dropRandLen is how many random bytes a drop name carries: 128 bits, so
 // that a drop file, which every user may read (see Drop), cannot be found
@@ -213,18 +222,28 @@ func syncDrop(md string, f *os.File) error {
 }
 
 // Pickup imports the drops in maildrop/ into the queue, oldest first: the
-// queue runner calls it whenever it scans. For each drop it checks what it
-// can of a file any local user may have written (see the package
-// documentation), enqueues the message with the envelope it carries, the
-// drop file's owner recorded as Envelope.LocalUID, and removes the drop.
-// A drop it refuses is removed too, and logged. Files whose names start
-// with '.' are drops being written; Clean removes old ones. A temporary
-// failure (the spool's file system) leaves the drop for the next Pickup and
-// ends this one with the error. logf gets one line per drop. Pickup returns
-// how many drops it queued.
+// queue runner calls it whenever it scans, before it lists the queue. For
+// each drop it checks what it can of a file any local user may have
+// written (see the package documentation), enqueues the message with the
+// envelope it carries, the drop file's owner recorded as
+// Envelope.LocalUID, and removes the drop. A drop it refuses is removed
+// too, and logged. Files whose names start with '.' are drops being
+// written; Clean removes old ones. A temporary failure (the spool's file
+// system) leaves the drop for the next Pickup; Pickup then imports no
+// new drops but still finishes those that are queued already (below), and
+// returns the first such error. logf gets one line per drop. Pickup
+// returns how many drops it queued.
 //
-// A crash after a drop was queued and before it was removed has it queued
-// again at the next Pickup: a drop may be delivered twice, never lost.
+// A crash between queuing a drop and removing it does not queue it twice:
+// the entry takes the queue ID the drop's name starts with, and a drop
+// whose ID is that of an entry (or of the envelope a crashed Remove left)
+// submitted by the drop file's owner was queued by a runner that died
+// before removing it. Pickup logs it (status=already-queued) and removes
+// it without queuing it again or touching the entry. A drop whose ID
+// belongs to another submitter's entry is queued under a fresh ID instead,
+// and a crash before its removal may queue it twice. So may a drop that
+// cannot be removed (an I/O error): this Spool does not look at it again,
+// but the next runner imports it again once its entry is gone.
 func (s *Spool) Pickup(logf func(format string, args ...any)) (int, error) {
 	info, err := os.Stat(s.dropDir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -252,19 +271,34 @@ func (s *Spool) Pickup(logf func(format string, args ...any)) (int, error) {
 			safefile.SyncDir(s.dropDir)
 		}
 	}()
+	// After a temporary failure (typically a full file system) Pickup
+	// queues nothing more, but it still goes through the drops to remove
+	// those that are queued already, which takes no space: the runner
+	// scans the queue after Pickup whatever it returns, and a drop that
+	// outlived the delivery and removal of its entry would be queued again.
+	var failed error
 	for _, name := range names {
 		if strings.HasPrefix(name, ".") || s.dropsLeft[name] {
 			continue
 		}
-		uid, id, err := s.importDrop(name)
+		uid, id, err := s.importDrop(name, failed == nil)
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			continue // taken back by its writer
+		case errors.Is(err, errGone), errors.Is(err, errPostponed):
+			continue
 		case errors.Is(err, errRefused):
 			logf("event=pickup drop=%s uid=%s status=refused error=%q", quoteName(name), uid, err)
+		case errors.Is(err, errAlreadyQueued):
+			logf("event=pickup drop=%s uid=%s id=%s status=already-queued", name, uid, id)
 		case err != nil:
 			logf("event=pickup drop=%s uid=%s status=deferred error=%q", quoteName(name), uid, err)
-			return n, err
+			if failed == nil {
+				failed = err
+			}
+			continue
+		case id != name[:IDLen]:
+			logf("event=pickup drop=%s uid=%s id=%s status=queued note=%q", name, uid, id,
+				"queue id "+name[:IDLen]+" belongs to another submitter's entry")
+			n++
 		default:
 			logf("event=pickup drop=%s uid=%s id=%s status=queued", name, uid, id)
 			n++
@@ -281,7 +315,7 @@ func (s *Spool) Pickup(logf func(format string, args ...any)) (int, error) {
 		}
 		removed = true
 	}
-	return n, nil
+	return n, failed
 }
 
 // quoteName quotes a file name for a log line when it is not plain.
@@ -313,10 +347,14 @@ func refuse(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errRefused}, args...)...)
 }
 
-// importDrop enqueues the drop name and returns its owner's uid and the new
-// queue ID. Errors wrap errRefused for a bad drop, fs.ErrNotExist for one
-// that is gone; others are temporary.
-func (s *Spool) importDrop(name string) (uid, id string, err error) {
+// importDrop enqueues the drop name and returns its owner's uid and the
+// queue ID of its entry: the drop's own ID, or a fresh one if another
+// submitter's entry has it. Without queueNew it queues nothing and only
+// recognises a drop that is queued already. Errors wrap errRefused for a
+// bad drop, errGone for one that is gone, errAlreadyQueued (with the ID)
+// for one queued before, errPostponed for one left for later; others are
+// temporary.
+func (s *Spool) importDrop(name string, queueNew bool) (uid, id string, err error) {
 	uid = "-"
 	if !validDropName(name) {
 		if info, err := os.Lstat(filepath.Join(s.dropDir, name)); err == nil {
@@ -334,7 +372,7 @@ func (s *Spool) importDrop(name string) (uid, id string, err error) {
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return uid, "", err
+		return uid, "", errGone
 	case errors.Is(err, syscall.ELOOP):
 		return uid, "", refuse("a symbolic link")
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.ENXIO), errors.Is(err, syscall.EPERM):
@@ -366,7 +404,53 @@ func (s *Spool) importDrop(name string) (uid, id string, err error) {
 		return uid, "", refuse("%v", err)
 	}
 	env.LocalUID = uid
-	id, err = s.Enqueue(env, &cappedReader{r: br, left: MaxDropMessage})
+	body := &cappedReader{r: br, left: MaxDropMessage}
+
+	// The entry takes the drop's ID, so that the next Pickup recognises a
+	// drop whose runner died after queuing it and before removing it, and
+	// does not queue it again. That ID comes from a name the drop's writer
+	// chose, and any local user may name a drop after any ID; it cannot
+	// harm anybody else:
+	//   - Nobody's entry is removed or changed. validDropName checked the
+	//     ID, so it names a file in queue/ and env/ and nowhere else; an
+	//     existing entry is only read (its queue file never changes after
+	//     its commit); enqueueAs commits with a rename that never replaces
+	//     queue/ID, never writes env/ID, and when the ID is taken removes
+	//     only its own temporary.
+	//   - Only the drop's own submitter's message can go unqueued. The drop
+	//     counts as queued only if the entry records the drop file's owner
+	//     as its submitter: local-uid, which Pickup sets from the owner of
+	//     a file with one link, and which nobody but root can give a file
+	//     of theirs (and no submitter can write into an envelope: ParseDrop
+	//     refuses local-uid). So the entry is the user's own: this drop's
+	//     import or, if they named two drops alike (or Drop drew the same
+	//     32 random bits twice in one millisecond), another of their own
+	//     messages. A drop named after anybody else's entry (smtpd's have
+	//     no local-uid) is queued under a fresh ID, as Enqueue would, and
+	//     the user learns nothing about that entry.
+	// The found entry is committed: Pickup runs only in the queue runner
+	// (one at a time, runner.lock) under pickupMu, and a runner killed
+	// after the rename cannot undo it. queue/ is fsynced before the drop
+	// is removed, since that runner may have died before its fsync.
+	id = name[:IDLen]
+	submitter, taken, err := s.submitter(id)
+	switch {
+	case err != nil:
+		return uid, "", err
+	case taken && submitter == uid:
+		if err := safefile.SyncDir(s.queueDir); err != nil {
+			return uid, id, storageErr(err, "pickup %s: fsync queue", name)
+		}
+		return uid, id, errAlreadyQueued
+	case !queueNew:
+		return uid, "", errPostponed
+	case taken:
+		id, err = s.Enqueue(env, body)
+	default:
+		// errIDTaken here means an entry got the ID since submitter looked
+		// (only by chance): the drop waits for the next Pickup.
+		id, err = s.enqueueAs(id, env, body)
+	}
 	switch {
 	case errors.Is(err, ErrTooBig), errors.Is(err, ErrInvalid):
 		return uid, "", refuse("%v", err)
@@ -374,6 +458,37 @@ func (s *Spool) importDrop(name string) (uid, id string, err error) {
 		return uid, "", err
 	}
 	return uid, id, nil
+}
+
+// submitter reports whether entry id exists (queue/ID, or env/ID that a
+// removal left), and the local-uid it records: "" for an entry no local user
+// submitted, and for a damaged one. Only an error reading it is returned.
+func (s *Spool) submitter(id string) (uid string, taken bool, err error) {
+	var env *Envelope
+	data, err := os.ReadFile(s.envPath(id))
+	switch {
+	case err == nil:
+		env, err = parseEntryEnvelope(data, id)
+	case errors.Is(err, fs.ErrNotExist):
+		f, err2 := os.Open(s.queuePath(id))
+		if errors.Is(err2, fs.ErrNotExist) {
+			return "", false, nil
+		}
+		if err2 != nil {
+			return "", true, storageErr(err2, "read entry %s", id)
+		}
+		defer f.Close()
+		env, err = readHead(f, id)
+	default:
+		return "", true, storageErr(err, "read envelope %s", id)
+	}
+	switch {
+	case IsTemporary(err):
+		return "", true, err
+	case err != nil:
+		return "", true, nil
+	}
+	return env.LocalUID, true, nil
 }
 
 func fileUID(info fs.FileInfo) string {

@@ -156,12 +156,34 @@ var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<
 // the queue runner, which need not be running.
 func (s *Spool) Enqueue(env *Envelope, msg io.Reader) (string, error) {
 	now := time.Now().UTC().Round(0)
-	e := *env
-	e.Arrival, e.NextAttempt = now, now
 	id, err := newID(now)
 	if err != nil {
 		return "", err
 	}
+	return s.enqueue(env, msg, id, now, true)
+}
+
+// errIDTaken is wrapped by the error of enqueueAs when its ID is taken.
+var errIDTaken = fmt.Errorf("queue id is taken: %w", fs.ErrExist)
+
+// enqueueAs is Enqueue with an ID the caller chose: Pickup gives a drop's
+// entry the queue ID the drop's name starts with. It never renumbers: if
+// queue/ID or env/ID exists, it removes its temporary and fails with an
+// error wrapping errIDTaken (and so fs.ErrExist). It never touches the
+// existing files: the rename that commits never replaces anything.
+func (s *Spool) enqueueAs(id string, env *Envelope, msg io.Reader) (string, error) {
+	if !ValidID(id) {
+		return "", fmt.Errorf("spool: %w: %q is not a queue id", ErrInvalid, id)
+	}
+	return s.enqueue(env, msg, id, time.Now().UTC().Round(0), false)
+}
+
+// enqueue is Enqueue and enqueueAs: it writes the entry under id, arriving
+// at now. With renumber, a taken id is replaced by a fresh one; without,
+// the ID being taken is an error.
+func (s *Spool) enqueue(env *Envelope, msg io.Reader, id string, now time.Time, renumber bool) (string, error) {
+	e := *env
+	e.Arrival, e.NextAttempt = now, now
 	e.ID = id
 	// MarshalEnvelope checks the envelope before anything is written.
 	head, err := MarshalEnvelope(&e)
@@ -206,7 +228,7 @@ func (s *Spool) Enqueue(env *Envelope, msg io.Reader) (string, error) {
 	// at all. It never replaces an existing entry; on a clash of IDs (two
 	// messages in one millisecond drawing the same 32 random bits), or with
 	// a leftover envelope of a removed entry under the same ID, the file
-	// gets a new ID, written in place.
+	// gets a new ID, written in place, unless the caller chose the ID.
 	for tries := 0; ; tries++ {
 		if !exists(s.envPath(id)) {
 			err = safefile.RenameNoReplace(name, s.queuePath(id))
@@ -216,6 +238,9 @@ func (s *Spool) Enqueue(env *Envelope, msg io.Reader) (string, error) {
 			if !errors.Is(err, fs.ErrExist) {
 				return "", storageErr(err, "commit entry %s", id)
 			}
+		}
+		if !renumber {
+			return "", fmt.Errorf("spool: commit entry %s: %w", id, errIDTaken)
 		}
 		if tries == 10 {
 			return "", storageErr(errors.New("no free queue id after 10 tries"), "commit entry")
