@@ -399,9 +399,9 @@ func (s *Spool) importDrop(name string, queueNew bool) (uid, id string, err erro
 	// The file's writer may still hold it open and change it: read what
 	// is there now, and never more than a drop may hold.
 	br := bufio.NewReaderSize(io.LimitReader(f, maxDropSize+1), 64<<10)
-	env, err := readDrop(br)
+	env, err := readDropEnvelope(br)
 	if err != nil {
-		return uid, "", refuse("%v", err)
+		return uid, "", err
 	}
 	env.LocalUID = uid
 	body := &cappedReader{r: br, left: MaxDropMessage}
@@ -458,6 +458,18 @@ func (s *Spool) importDrop(name string, queueNew bool) (uid, id string, err erro
 		return uid, "", err
 	}
 	return uid, id, nil
+}
+
+// readDropEnvelope reads the envelope of a drop for importDrop. A bad envelope
+// is refused (errRefused: the drop is removed); a failed read is the disk's
+// fault, not the drop writer's, and stays a temporary error, which leaves
+// the drop for the next Pickup.
+func readDropEnvelope(br *bufio.Reader) (*Envelope, error) {
+	env, err := readDrop(br)
+	if err != nil && !IsTemporary(err) {
+		return nil, refuse("%v", err)
+	}
+	return env, err
 }
 
 // submitter reports whether entry id exists (queue/ID, or env/ID that a

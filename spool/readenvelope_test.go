@@ -69,6 +69,20 @@ func TestReadEnvelopeReadError(t *testing.T) {
 	}
 }
 
+// Pickup removes a drop it refuses: a drop it could not read because the
+// disk failed must stay for the next Pickup, never be refused.
+func TestDropEnvelopeReadErrorIsNoRefusal(t *testing.T) {
+	fault := errors.New("disk on fire")
+	_, err := readDropEnvelope(bufio.NewReader(iotest.ErrReader(fault)))
+	if !IsTemporary(err) || errors.Is(err, errRefused) {
+		t.Errorf("readDropEnvelope on a failing reader = %v; want a temporary error, not a refusal", err)
+	}
+	_, err = readDropEnvelope(bufio.NewReader(strings.NewReader("no envelope\n\n")))
+	if !errors.Is(err, errRefused) || IsTemporary(err) {
+		t.Errorf("readDropEnvelope on a bad envelope = %v; want a refusal", err)
+	}
+}
+
 // The drop limits that the documented refusals (see doc.go) rest on: a
 // line of 64 KiB with its newline, an envelope of 1 MiB.
 func TestReadDropLimits(t *testing.T) {
