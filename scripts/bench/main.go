@@ -46,7 +46,7 @@ func main() {
 	pop3Messages := flag.Int("pop3-messages", 10000, "messages in the pop3 workloads' mailbox")
 	logins := flag.Int("logins", 10, "sessions timed for the pop3 login-to-QUIT workload")
 	rounds := flag.Int("rounds", 3, "rounds of the pop3 workloads; the best counts")
-	mail := flag.Int("mail", 3000, "messages per smtpd and sendq workload (against Postfix)")
+	mail := flag.Int("mail", 5000, "messages per smtpd and sendq workload (against Postfix; issue 3 names smtp-source -m 5000)")
 	mailRounds := flag.Int("mail-rounds", 2, "rounds of the smtpd and sendq workloads; the best counts")
 	only := flag.String("only", "", "run only the workloads whose name starts with this (disk, deliver, pop3, mail, imap)")
 	flag.Parse()
