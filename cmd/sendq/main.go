@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/postkit/postkit/control"
+	"github.com/postkit/postkit/inetd"
 	"github.com/postkit/postkit/queue"
 	"github.com/postkit/postkit/queuestats"
 	"github.com/postkit/postkit/sendmail"
@@ -137,6 +138,8 @@ func exitCode(err error) int {
 }
 
 func run(c *cli.Context) error {
+	// Deliveries wait for fsyncs of Maildir files and the spool.
+	inetd.BlockingProcs(2)
 	root := control.FromContext(c)
 	cfg, err := sendq.LoadConfig(root, sendq.Overrides{Hostname: c.String("hostname"), DNS: c.String("dns")})
 	if err != nil {
