@@ -4,10 +4,10 @@
 // Every writer in postkit that replaces a file other processes read (the users
 // file, the aliases file, spool envelopes, Maildir++ control files) goes
 // through WriteFile: the data goes to a temporary name in the same directory
-// (created exclusively, by CreateNew), is fsynced, renamed over the target and the directory
-// is fsynced. rename(2) is atomic on POSIX file systems, so readers see either
-// the old or the new contents, and after WriteFile returns the new contents
-// survive a crash.
+// (created exclusively, by CreateNew), is fsynced, renamed over the target
+// and the directory is fsynced. rename(2) is atomic on POSIX file systems,
+// so readers see either the old or the new contents, and after WriteFile
+// returns the new contents survive a crash.
 //
 // Temporary names start with ".tmp." so that directory scanners can skip them
 // and cleaners can remove leftovers (see RemoveStale).
@@ -76,7 +76,8 @@ func Write(path string, perm os.FileMode, fill func(w io.Writer) error) error {
 }
 
 // CreateTemp creates a new file with a unique temporary name in dir, opened
-// for writing with O_EXCL, so two writers never share a temporary file.
+// for writing and created exclusively (CreateNew), so two writers never
+// share a temporary file.
 func CreateTemp(dir string, perm os.FileMode) (*os.File, error) {
 	var b [8]byte
 	for range 10 {

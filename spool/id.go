@@ -19,7 +19,8 @@ var idEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)
 // milliseconds since 1970 then 32 random bits, 80 bits in 16 characters.
 // IDs therefore sort by arrival time (to the millisecond), are safe as file
 // names and in log lines, and two enqueuers in the same millisecond collide
-// with probability 2^-32; Enqueue's O_EXCL create catches even that.
+// with probability 2^-32; Enqueue's rename that never replaces catches even
+// that (and renumbers).
 func newID(t time.Time) (string, error) {
 	var b [10]byte
 	ms := uint64(t.UnixMilli())
