@@ -649,3 +649,53 @@ func TestSendqQueueCommands(t *testing.T) {
 		t.Error("the removed entry was delivered")
 	}
 }
+
+// A user who may not read the queue (spool/queue is the spool owner's
+// alone) is told so, with EX_NOPERM (77): not shown an empty queue, and not
+// told to try again later as for a temporary failure. Both sendq list and
+// mailq.
+func TestSendqListRefusedToOtherUsers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run sendq as another user")
+	}
+	root := sqRoot(t, "", nil)
+	sqSend(t, root, "Subject: s\n\nx\n", "alice@example.org")
+	// The user nobody must reach the root and run a copy of the binary.
+	for d := root; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := t.TempDir()
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(Bin(t, "sendq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(bin, "sendq"), string(data))
+	if err := os.Chmod(filepath.Join(bin, "sendq"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sendq", filepath.Join(bin, "mailq")); err != nil {
+		t.Fatal(err)
+	}
+	const nobody = 65534
+	for _, args := range [][]string{{"sendq", "--root", root, "list"}, {"mailq"}} {
+		cmd := exec.Command(filepath.Join(bin, args[0]), args[1:]...)
+		cmd.Env = []string{"POSTKIT_ROOT=" + root, "PATH=/usr/bin:/bin"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 77 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "only root and the spool's owner may list the queue") {
+			t.Errorf("%s as nobody = %v, stdout %q, stderr %q; want exit 77, nothing listed, and why", args, err, stdout.String(), stderr.String())
+		}
+	}
+	// The owner (root here) still gets the list.
+	if code, out, _ := sqCommand(t, "", nil, "--root", root, "list"); code != 0 || !strings.Contains(out, "alice@example.org") {
+		t.Errorf("sendq list as root = %d, %q; want the entry", code, out)
+	}
+}

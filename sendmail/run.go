@@ -1,8 +1,10 @@
 package sendmail
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 
 	"github.com/postkit/postkit/sysexits"
 )
@@ -26,7 +28,12 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, env Env, cmds
 	}
 	switch inv.Mode {
 	case ModeList:
-		err = cmds.List(stdout)
+		if err = cmds.List(stdout); errors.Is(err, fs.ErrPermission) {
+			// mailq by a user who may not read the queue: not a
+			// temporary failure, trying again will not help.
+			fmt.Fprintln(stderr, err)
+			return sysexits.NoPerm
+		}
 	case ModeFlush:
 		err = cmds.Flush()
 	case ModeNewAliases:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strconv"
 	"time"
 
@@ -19,6 +20,10 @@ import (
 // Entries that cannot be read are reported on w and in the error.
 func List(w io.Writer, sp *spool.Spool) error {
 	envs, listErr := sp.List()
+	if len(envs) == 0 && errors.Is(listErr, fs.ErrPermission) {
+		// Not "0 entries": the queue could not be looked at at all.
+		return fmt.Errorf("%w (only root and the spool's owner may list the queue)", listErr)
+	}
 	if len(envs) == 0 && listErr == nil {
 		_, err := fmt.Fprintln(w, "Mail queue is empty")
 		return err

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log"
 	"os"
 	"os/signal"
@@ -131,6 +132,9 @@ func exitCode(err error) int {
 		return sysexits.Usage
 	case errors.Is(err, spool.ErrNotFound):
 		return sysexits.NoInput
+	case errors.Is(err, fs.ErrPermission):
+		// Not temporary: trying again as the same user will not help.
+		return sysexits.NoPerm
 	case spool.IsTemporary(err), errors.Is(err, spool.ErrRunnerActive):
 		return sysexits.TempFail
 	}
