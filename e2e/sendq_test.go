@@ -650,10 +650,10 @@ func TestSendqQueueCommands(t *testing.T) {
 	}
 }
 
-// A user who may not read the queue (spool/queue is the spool owner's
+// A user who may not use the queue (spool/queue is the spool owner's
 // alone) is told so, with EX_NOPERM (77): not shown an empty queue, and not
-// told to try again later as for a temporary failure. Both sendq list and
-// mailq.
+// told to try again later as for a temporary failure: sendq list, mailq,
+// sendq flush and sendmail -q.
 func TestSendqListRefusedToOtherUsers(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to run sendq as another user")
@@ -682,7 +682,7 @@ func TestSendqListRefusedToOtherUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	const nobody = 65534
-	for _, args := range [][]string{{"sendq", "--root", root, "list"}, {"mailq"}} {
+	for _, args := range [][]string{{"sendq", "--root", root, "list"}, {"mailq"}, {"sendq", "--root", root, "flush"}, {"sendq", "--root", root, "sendmail", "-q"}} {
 		cmd := exec.Command(filepath.Join(bin, args[0]), args[1:]...)
 		cmd.Env = []string{"POSTKIT_ROOT=" + root, "PATH=/usr/bin:/bin"}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
@@ -690,7 +690,7 @@ func TestSendqListRefusedToOtherUsers(t *testing.T) {
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
 		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 77 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "only root and the spool's owner may list the queue") {
+		if !errors.As(err, &exit) || exit.ExitCode() != 77 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "only root and the spool's owner may read or change the queue") {
 			t.Errorf("%s as nobody = %v, stdout %q, stderr %q; want exit 77, nothing listed, and why", args, err, stdout.String(), stderr.String())
 		}
 	}

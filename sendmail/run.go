@@ -27,15 +27,18 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, env Env, cmds
 		return sysexits.Usage
 	}
 	switch inv.Mode {
-	case ModeList:
-		if err = cmds.List(stdout); errors.Is(err, fs.ErrPermission) {
-			// mailq by a user who may not read the queue: not a
+	case ModeList, ModeFlush:
+		if inv.Mode == ModeList {
+			err = cmds.List(stdout)
+		} else {
+			err = cmds.Flush()
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			// mailq or -q by a user who may not use the queue: not a
 			// temporary failure, trying again will not help.
 			fmt.Fprintln(stderr, err)
 			return sysexits.NoPerm
 		}
-	case ModeFlush:
-		err = cmds.Flush()
 	case ModeNewAliases:
 		// etc/aliases is read as it is: there is no database to rebuild.
 	case ModeSMTP:

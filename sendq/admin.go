@@ -11,6 +11,17 @@ import (
 	"github.com/postkit/postkit/spool"
 )
 
+// ExplainPermission adds to an error that wraps fs.ErrPermission who may
+// use the queue commands, for the message a user sees; other errors are
+// returned as they are. The spool's queue and envelopes are its owner's
+// alone (postkit-spool(5)).
+func ExplainPermission(err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%w (only root and the spool's owner may read or change the queue)", err)
+	}
+	return err
+}
+
 // List writes the queue the way mailq(1) does, one entry per paragraph:
 //
 //	0PQ3K7T2M1A4B5C6  age=2h13m  size=1234  from=<alice@example.org>  next=4m  held
@@ -22,7 +33,7 @@ func List(w io.Writer, sp *spool.Spool) error {
 	envs, listErr := sp.List()
 	if len(envs) == 0 && errors.Is(listErr, fs.ErrPermission) {
 		// Not "0 entries": the queue could not be looked at at all.
-		return fmt.Errorf("%w (only root and the spool's owner may list the queue)", listErr)
+		return listErr
 	}
 	if len(envs) == 0 && listErr == nil {
 		_, err := fmt.Fprintln(w, "Mail queue is empty")

@@ -18,7 +18,7 @@ func SendmailCommands(root control.Root) sendmail.Commands {
 			if err != nil {
 				return err
 			}
-			return List(w, sp)
+			return ExplainPermission(List(w, sp))
 		},
 		Flush: func() error {
 			sp, err := open()
@@ -26,7 +26,7 @@ func SendmailCommands(root control.Root) sendmail.Commands {
 				return err
 			}
 			_, err = Flush(sp, "")
-			return err
+			return ExplainPermission(err)
 		},
 	}
 }

@@ -55,7 +55,7 @@ func main() {
 			if err != nil {
 				return err
 			}
-			return f(c, sp)
+			return sendq.ExplainPermission(f(c, sp))
 		}
 	}
 	// nargs checks the number of arguments before f opens anything, so that
