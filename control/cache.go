@@ -78,8 +78,7 @@ type Cache struct {
 // cachedFile is the last successful read of one control file; it is never
 // changed once stored, only replaced.
 type cachedFile struct {
-	path     string // Root.Etc(name), kept to spare the join
-	stamp    Stamp  // taken before the read
+	stamp    Stamp // taken before the read
 	loadedAt time.Time
 	lines    []string
 }
@@ -90,12 +89,7 @@ func (c *Cache) Lines(name string) ([]string, error) {
 	c.mu.Lock()
 	f := c.files[name]
 	c.mu.Unlock()
-	var path string
-	if f != nil {
-		path = f.path
-	} else {
-		path = c.Root.Etc(name)
-	}
+	path := c.Root.Etc(name)
 	// The time and the stamp are taken before the read: a change during
 	// or after the read gives another stamp, or falls within RacyWindow
 	// of loadedAt, and either way the next call reads the file again.
@@ -112,7 +106,7 @@ func (c *Cache) Lines(name string) ([]string, error) {
 	if c.files == nil {
 		c.files = make(map[string]*cachedFile)
 	}
-	c.files[name] = &cachedFile{path: path, stamp: stamp, loadedAt: loadedAt, lines: lines}
+	c.files[name] = &cachedFile{stamp: stamp, loadedAt: loadedAt, lines: lines}
 	c.mu.Unlock()
 	return lines, nil
 }

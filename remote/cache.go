@@ -165,6 +165,23 @@ type connCache struct {
 	closed bool
 }
 
+// expire moves key's connections that have been idle for limit at now
+// from the cache to expired, and returns the ones left, oldest first (the
+// key is dropped when none are). The caller holds mu.
+func (cc *connCache) expire(k cacheKey, now time.Time, limit time.Duration, expired *[]*smtpConn) []*smtpConn {
+	list := cc.idle[k]
+	for len(list) > 0 && now.Sub(list[0].idleSince) >= limit {
+		*expired = append(*expired, list[0])
+		list = list[1:]
+	}
+	if len(list) == 0 {
+		delete(cc.idle, k)
+	} else {
+		cc.idle[k] = list
+	}
+	return list
+}
+
 // cacheLimits fills in the defaults for zero fields.
 func (c *Client) cacheLimits() ConnCache {
 	l := c.Cache
@@ -200,13 +217,8 @@ func (c *Client) take(keys []cacheKey) *smtpConn {
 	defer cc.mu.Unlock()
 	now := time.Now()
 	for _, k := range keys {
-		list := cc.idle[k]
-		for len(list) > 0 && now.Sub(list[0].idleSince) >= limit {
-			expired = append(expired, list[0])
-			list = list[1:]
-		}
+		list := cc.expire(k, now, limit, &expired)
 		if len(list) == 0 {
-			delete(cc.idle, k)
 			continue
 		}
 		sc := list[len(list)-1]
@@ -268,16 +280,11 @@ func (c *Client) reap() {
 	cc.mu.Lock()
 	now := time.Now()
 	var next time.Time
-	for k, list := range cc.idle {
-		for len(list) > 0 && now.Sub(list[0].idleSince) >= limit {
-			expired = append(expired, list[0])
-			list = list[1:]
-		}
+	for k := range cc.idle {
+		list := cc.expire(k, now, limit, &expired)
 		if len(list) == 0 {
-			delete(cc.idle, k)
 			continue
 		}
-		cc.idle[k] = list
 		if at := list[0].idleSince.Add(limit); next.IsZero() || at.Before(next) {
 			next = at
 		}

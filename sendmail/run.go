@@ -27,18 +27,10 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, env Env, cmds
 		return sysexits.Usage
 	}
 	switch inv.Mode {
-	case ModeList, ModeFlush:
-		if inv.Mode == ModeList {
-			err = cmds.List(stdout)
-		} else {
-			err = cmds.Flush()
-		}
-		if errors.Is(err, fs.ErrPermission) {
-			// mailq or -q by a user who may not use the queue: not a
-			// temporary failure, trying again will not help.
-			fmt.Fprintln(stderr, err)
-			return sysexits.NoPerm
-		}
+	case ModeList:
+		err = cmds.List(stdout)
+	case ModeFlush:
+		err = cmds.Flush()
 	case ModeNewAliases:
 		// etc/aliases is read as it is: there is no database to rebuild.
 	case ModeSMTP:
@@ -48,6 +40,11 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, env Env, cmds
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		if (inv.Mode == ModeList || inv.Mode == ModeFlush) && errors.Is(err, fs.ErrPermission) {
+			// mailq or -q by a user who may not use the queue: not a
+			// temporary failure, trying again will not help.
+			return sysexits.NoPerm
+		}
 		return Code(err)
 	}
 	return sysexits.OK

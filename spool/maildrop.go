@@ -482,12 +482,12 @@ func (s *Spool) submitter(id string) (uid string, taken bool, err error) {
 	case err == nil:
 		env, err = parseEntryEnvelope(data, id)
 	case errors.Is(err, fs.ErrNotExist):
-		f, err2 := os.Open(s.queuePath(id))
-		if errors.Is(err2, fs.ErrNotExist) {
+		f, err2 := s.openEntry(id, "read entry")
+		if errors.Is(err2, ErrNotFound) {
 			return "", false, nil
 		}
 		if err2 != nil {
-			return "", true, storageErr(err2, "read entry %s", id)
+			return "", true, err2
 		}
 		defer f.Close()
 		env, err = readHead(f, id)
